@@ -1,0 +1,100 @@
+"""Metrics for genre probabilities and label sets."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import f1_score, roc_auc_score
+
+from .data import Movies
+from .errors import DataError
+from .genres import GENRES
+from .predict import GenreModel
+
+
+def _has_both_classes(column: np.ndarray) -> bool:
+    return 0 < column.sum() < len(column)
+
+
+def roc_metrics(labels: np.ndarray, proba: np.ndarray, genres: Sequence[str] = GENRES) -> dict[str, Any]:
+    """Macro and micro ROC AUC and per-genre AUC.
+
+    A genre whose column has no positives (or no negatives) has no AUC: it is reported in
+    ``genres_without_auc`` with ``None`` in ``per_genre`` and left out of the macro average.
+    """
+    scorable = np.array([_has_both_classes(labels[:, i]) for i in range(labels.shape[1])])
+    if not scorable.any():
+        raise DataError("no genre has both positive and negative movies; cannot compute ROC AUC")
+    per_genre: dict[str, float | None] = {}
+    for i, genre in enumerate(genres):
+        per_genre[genre] = float(roc_auc_score(labels[:, i], proba[:, i])) if scorable[i] else None
+    macro = float(np.mean([v for v in per_genre.values() if v is not None]))
+    return {
+        "n": int(labels.shape[0]),
+        "macro_auc": macro,
+        "micro_auc": float(roc_auc_score(labels.ravel(), proba.ravel())),
+        "per_genre": per_genre,
+        "genres_without_auc": [g for g, v in per_genre.items() if v is None],
+    }
+
+
+def calibration_metrics(labels: np.ndarray, proba: np.ndarray, bins: int = 10) -> dict[str, Any]:
+    """Brier score and expected calibration error (equal-width bins), overall and per genre."""
+    def ece(y: np.ndarray, p: np.ndarray) -> float:
+        edges = np.minimum((p * bins).astype(int), bins - 1)
+        total = 0.0
+        for b in range(bins):
+            in_bin = edges == b
+            if in_bin.any():
+                total += in_bin.mean() * abs(y[in_bin].mean() - p[in_bin].mean())
+        return float(total)
+
+    brier = ((proba - labels) ** 2).mean(axis=0)
+    per_genre_ece = [ece(labels[:, i], proba[:, i]) for i in range(labels.shape[1])]
+    return {
+        "brier": float(brier.mean()),
+        "ece": float(np.mean(per_genre_ece)),
+        "per_genre_brier": {g: float(v) for g, v in zip(GENRES, brier, strict=True)},
+        "per_genre_ece": {g: v for g, v in zip(GENRES, per_genre_ece, strict=True)},
+    }
+
+
+def label_set_metrics(labels: np.ndarray, predicted: np.ndarray) -> dict[str, Any]:
+    """Micro, macro and samples F1 of predicted label sets (0/1 matrices)."""
+    kwargs = {"zero_division": 0}
+    per_genre = f1_score(labels, predicted, average=None, **kwargs)
+    return {
+        "micro_f1": float(f1_score(labels, predicted, average="micro", **kwargs)),
+        "macro_f1": float(f1_score(labels, predicted, average="macro", **kwargs)),
+        "samples_f1": float(f1_score(labels, predicted, average="samples", **kwargs)),
+        "per_genre_f1": {g: float(v) for g, v in zip(GENRES, per_genre, strict=True)},
+    }
+
+
+def sets_to_matrix(label_sets: Sequence[Sequence[str]]) -> np.ndarray:
+    index = {genre: i for i, genre in enumerate(GENRES)}
+    matrix = np.zeros((len(label_sets), len(GENRES)), dtype=np.int8)
+    for row, names in enumerate(label_sets):
+        matrix[row, [index[n] for n in names]] = 1
+    return matrix
+
+
+def all_metrics(labels: np.ndarray, proba: np.ndarray, label_sets: Sequence[Sequence[str]]) -> dict[str, Any]:
+    return {
+        **roc_metrics(labels, proba),
+        "label_sets": label_set_metrics(labels, sets_to_matrix(label_sets)),
+        "calibration": calibration_metrics(labels, proba),
+    }
+
+
+def evaluate(model: GenreModel, movies: Movies) -> dict[str, Any]:
+    """Score labelled ``movies`` with ``model`` and return every metric."""
+    if movies.labels is None:
+        raise DataError(f"{movies.source} has no 'genres' column; evaluation needs labelled data")
+    proba = model.predict_proba(movies.frame)
+    result = all_metrics(movies.labels, proba, model.label_sets(proba))
+    result["model"] = {"id": model.id, "kind": model.kind}
+    result["data"] = {"source": movies.source, "sha256": movies.sha256}
+    return result
