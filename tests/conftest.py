@@ -10,6 +10,7 @@ import pytest
 
 from moviegenre.artifact import load_model, save_model
 from moviegenre.data import load_movies
+from moviegenre.examples import EXAMPLE_PLOTS
 from moviegenre.train import train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -18,19 +19,8 @@ NLTK_DATA = REPO.parent / "shared" / "nltk_data"
 if "NLTK_DATA" not in os.environ and NLTK_DATA.is_dir():
     os.environ["NLTK_DATA"] = str(NLTK_DATA)
 
-#: The two example plots of the original system's README.
-E1_PLOT = (
-    "who meets by fate ,  shall be sealed by fate .  theresa osborne is running along the beach "
-    "when she stumbles upon a bottle washed up on the shore .  inside is a message ,  reading "
-    "the letter she feels so moved and yet she felt as if she has violated someone ' s thoughts "
-    ".  in love with a man she has never met ,  theresa tracks down the author of the letter to "
-    "a small town in wilmington ,  two lovers with crossed paths .  but yet one can ' t let go of "
-    "their past ."
-)
-E2_PLOT = (
-    "the true story of billy hayes ,  an american college student who is caught smuggling drugs "
-    "out of turkey and thrown into prison ."
-)
+#: The two example plots of the original system's README, re-exported for tests.
+E1_PLOT, E2_PLOT = EXAMPLE_PLOTS["E1"], EXAMPLE_PLOTS["E2"]
 
 
 @pytest.fixture(scope="session")

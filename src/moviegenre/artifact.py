@@ -25,8 +25,8 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
-import skops.io
 import sklearn
+import skops.io
 
 from .data import sha256_of
 from .errors import ModelError
@@ -42,6 +42,7 @@ FORMAT_VERSION = 1
 _BASE_TRUSTED_TYPES = frozenset(
     {
         "sklearn.multiclass._ConstantPredictor",
+        "sklearn.utils._bunch.Bunch",
         "moviegenre.text.decade_of",
     }
 )
@@ -76,7 +77,7 @@ def save_model(pipeline: Any, metadata: dict[str, Any], directory: str | Path) -
     staging = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}."))
     try:
         model_path = staging / MODEL_FILE
-        skops.io.dump(pipeline, model_path)
+        skops.io.dump(pipeline, model_path, compression=zipfile.ZIP_DEFLATED)
         metadata = {
             "format_version": FORMAT_VERSION,
             **metadata,

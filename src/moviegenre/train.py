@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+import warnings
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -89,6 +90,15 @@ def train(
     """
     if movies.labels is None:
         raise ValueError("training needs labelled movies")
+    with warnings.catch_warnings():
+        # Rare genres (News has a handful of positives) make scikit-learn warn on every fold
+        # and every constant one-vs-rest column; the metrics report such genres explicitly.
+        warnings.filterwarnings("ignore", message="The least populated class")
+        warnings.filterwarnings("ignore", message="Label not .* is present in all training")
+        return _train(kind, movies, params, cv_folds, seed, progress)
+
+
+def _train(kind, movies, params, cv_folds, seed, progress) -> GenreModel:
     spec = get_kind(kind)
     params = {**spec.defaults, **(params or {})}
     estimator = build_estimator(kind, **params)

@@ -1,0 +1,113 @@
+"""The command line: each command end to end on real data, and one-line errors (no tracebacks)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from moviegenre.cli import app
+from moviegenre.examples import EXAMPLE_PLOTS
+from moviegenre.genres import GENRES, PROBABILITY_KEYS
+
+runner = CliRunner()
+
+
+def run(*args, input=None):
+    result = runner.invoke(app, [str(a) for a in args], input=input)
+    return result
+
+
+def test_train_then_evaluate_on_held_out_rows(dev_movies, tmp_path):
+    genre_lists = [[g for g, on in zip(GENRES, row, strict=True) if on] for row in dev_movies.labels]
+    frame = dev_movies.frame.assign(genres=["|".join(names) for names in genre_lists])
+    frame.iloc[:1200].to_csv(tmp_path / "train.csv")
+    frame.iloc[5800:].to_csv(tmp_path / "heldout.csv")
+    trained = run("train", "--data", tmp_path / "train.csv", "--cv", "2", "--out", tmp_path / "m")
+    assert trained.exit_code == 0, trained.output
+    summary = json.loads(trained.stdout)
+    assert summary["rows"] == 1200 and summary["cv_macro_auc"] > 0.6
+    evaluated = run("evaluate", "--model", tmp_path / "m", "--data", tmp_path / "heldout.csv", "--json")
+    assert evaluated.exit_code == 0, evaluated.output
+    result = json.loads(evaluated.stdout)
+    assert result["n"] == 516
+    assert 0.7 < result["macro_auc"] <= 1 and 0.7 < result["micro_auc"] <= 1
+    assert set(result["per_genre"]) == set(GENRES)
+    # Genres without positives in the held-out rows are reported and left out of the macro.
+    for genre in result["genres_without_auc"]:
+        assert result["per_genre"][genre] is None
+
+
+def test_predict_reads_stdin_and_prints_24_keys(small_model_dir):
+    result = run("predict", "--model", small_model_dir, "-", input=EXAMPLE_PLOTS["E2"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert list(payload)[:24] == list(PROBABILITY_KEYS)
+    assert payload["genres"][0] == "Drama"
+
+
+def test_score_writes_submission_format_and_rejects(small_model_dir, tmp_path):
+    source = tmp_path / "in.csv"
+    source.write_text(
+        ",year,title,plot\n"
+        "7,1999,A,a cowboy and an outlaw .\n"
+        "8,2000,B,\n"
+        "9,2001,C,a ghost haunts a house .\n"
+    )
+    out = tmp_path / "out" / "scores.csv"
+    result = run("score", "--model", small_model_dir, source, "-o", out)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary == {"input_rows": 3, "scored": 2, "rejected": 1, "output": str(out),
+                       "rejects": str(out.with_name("scores.rejects.csv"))}
+    scores = pd.read_csv(out)
+    assert list(scores.columns) == ["ID", *PROBABILITY_KEYS]
+    assert scores["ID"].tolist() == [7, 9]
+    rejects = pd.read_csv(out.with_name("scores.rejects.csv"))
+    assert rejects.to_dict("records") == [
+        {"ID": 8, "source": str(source), "row": 2, "reason": "field 'plot' is empty or missing"}
+    ]
+
+
+def test_score_the_real_testing_file(small_model_dir, testing_zip, tmp_path):
+    out = tmp_path / "submission.csv"
+    result = run("score", "--model", small_model_dir, testing_zip, "-o", out)
+    assert result.exit_code == 0, result.output
+    scores = pd.read_csv(out)
+    assert len(scores) == 3383 and scores["ID"].is_unique
+    assert ((scores[list(PROBABILITY_KEYS)] >= 0) & (scores[list(PROBABILITY_KEYS)] <= 1)).all().all()
+    assert not any(p.name.startswith(".") for p in tmp_path.iterdir()), "no temporary files left"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["evaluate", "--model", "{missing}", "--data", "{data}"], "does not exist"),
+        (["train", "--kind", "nope", "--data", "{data}", "--out", "{tmp}/x"], "unknown model kind"),
+        (["score", "--model", "{model}", "{tmp}/none.csv", "-o", "{tmp}/o.csv"], "does not exist"),
+        (["score", "--model", "{model}", "{data}", "-o", "{tmp}/o.txt"], "must end in .csv"),
+    ],
+)
+def test_errors_are_one_line_with_exit_code_2(args, message, small_model_dir, tmp_path, dev_zip):
+    values = {"missing": tmp_path / "missing", "data": dev_zip, "tmp": tmp_path, "model": small_model_dir}
+    result = run(*[a.format(**values) for a in args])
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_console_script_reports_a_tampered_model_without_traceback(small_model_dir, tmp_path):
+    import shutil
+
+    model = shutil.copytree(small_model_dir, tmp_path / "m")
+    (model / "model.skops").write_bytes(b"PK\x03\x04 tampered")
+    proc = subprocess.run(
+        [sys.executable, "-m", "moviegenre", "predict", "--model", str(model), "a plot"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 2
+    assert "altered or truncated" in proc.stderr and "Traceback" not in proc.stderr
