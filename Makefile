@@ -1,0 +1,45 @@
+# The few targets a newcomer needs. `make help` lists them.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# Labelled data to train the default model on when none exists; empty = the public file
+# (downloaded once). Offline, e.g.: make serve DATA=../shared/data/dataTraining-dev.zip
+DATA ?=
+HOST ?= 127.0.0.1
+PORT ?= 8000
+SHARED ?= $(abspath ../shared)
+PYTEST_ARGS ?= -m "not soak"
+
+.PHONY: help serve test bench system-deps lint
+
+help:  ## List the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
+
+$(BIN)/activate:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.serve: pyproject.toml | $(BIN)/activate
+	$(BIN)/pip install -q -e ".[serve]"
+	touch $@
+
+$(VENV)/.dev: pyproject.toml | $(BIN)/activate
+	# The CPU build of torch first: a bare torch requirement would pull a multi-GB CUDA build.
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $@
+
+serve: $(VENV)/.serve  ## Serve the API and page on HOST:PORT (trains the default model first if none exists)
+	$(BIN)/moviegenre serve --host $(HOST) --port $(PORT) $(if $(DATA),--data $(DATA))
+
+system-deps:  ## Debian packages the tests and benchmarks use (Chromium for the browser test, wrk)
+	@if ! command -v chromium >/dev/null || ! command -v wrk >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium wrk >/dev/null; \
+	fi
+
+test: system-deps $(VENV)/.dev  ## Install everything and run the test suite
+	NLTK_DATA=$${NLTK_DATA:-$(SHARED)/nltk_data} MOVIEGENRE_TEST_DATA=$${MOVIEGENRE_TEST_DATA:-$(SHARED)/data} \
+		HF_HUB_OFFLINE=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.dev  ## ruff over the code and tests
+	$(BIN)/ruff check src tests benchmarks
