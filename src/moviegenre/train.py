@@ -9,6 +9,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import joblib
 import numpy as np
 from sklearn.base import clone
 from sklearn.model_selection import KFold
@@ -95,7 +96,10 @@ def train(
         # and every constant one-vs-rest column; the metrics report such genres explicitly.
         warnings.filterwarnings("ignore", message="The least populated class")
         warnings.filterwarnings("ignore", message="Label not .* is present in all training")
-        return _train(kind, movies, params, cv_folds, seed, progress)
+        # Threads, not processes, for one-vs-rest fits: liblinear releases the GIL, and
+        # process workers would get read-only memory-mapped matrices that liblinear rejects.
+        with joblib.parallel_backend("threading"):
+            return _train(kind, movies, params, cv_folds, seed, progress)
 
 
 def _train(kind, movies, params, cv_folds, seed, progress) -> GenreModel:
