@@ -1,0 +1,96 @@
+"""What routes depend on: the settings, the loaded model, and time-limited prediction work."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import anyio
+import anyio.to_thread
+from fastapi import Depends, Request
+
+from ..artifact import load_model
+from ..errors import MovieGenreError
+from ..predict import GenreModel
+from ..settings import Settings
+from .errors import ApiError
+from .metrics import Metrics
+
+logger = logging.getLogger("moviegenre.api")
+T = TypeVar("T")
+
+
+@dataclass
+class ModelState:
+    """The process's model: loaded once; if loading fails, the reason is kept for ``/readyz``."""
+
+    source: Path | None
+    model: GenreModel | None = None
+    error: str | None = None
+
+    def load(self) -> None:
+        if self.source is None:
+            self.error = "no model directory configured (set MOVIEGENRE_MODEL)"
+            return
+        try:
+            self.model = load_model(self.source)
+        except Exception as exc:  # noqa: BLE001 - the server stays up and reports not-ready
+            self.error = f"the model could not be loaded: {exc}"
+            logger.error("%s", self.error, exc_info=not isinstance(exc, MovieGenreError))
+        else:
+            logger.info("loaded model %s (%s) from %s", self.model.id, self.model.kind, self.source)
+
+    def not_ready_reason(self) -> str:
+        return self.error or "the model is still loading; retry in a moment"
+
+
+def _settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def _model(request: Request) -> GenreModel:
+    state: ModelState = request.app.state.model_state
+    if state.model is None:
+        raise ApiError(503, "model_not_ready", state.not_ready_reason())
+    return state.model
+
+
+def _metrics(request: Request) -> Metrics:
+    return request.app.state.metrics
+
+
+SettingsDep = Annotated[Settings, Depends(_settings)]
+ModelDep = Annotated[GenreModel, Depends(_model)]
+MetricsDep = Annotated[Metrics, Depends(_metrics)]
+
+
+async def run_limited(settings: Settings, work: Callable[..., T], *args) -> T:
+    """Run CPU-bound ``work(*args)`` in the thread pool, off the event loop, within
+    ``settings.request_timeout_s``; past it, answer 504.
+
+    A Python thread cannot be stopped, so on timeout the work finishes in the background and
+    its result is dropped; the client gets its answer on time.
+    """
+    with anyio.move_on_after(settings.request_timeout_s) as scope:
+        return await anyio.to_thread.run_sync(partial(work, *args), abandon_on_cancel=True)
+    assert scope.cancelled_caught
+    raise ApiError(
+        504,
+        "timeout",
+        f"prediction took longer than {settings.request_timeout_s:g} s; send fewer or shorter plots per request",
+    )
+
+
+def check_plot(plot: str, max_chars: int, where: str) -> None:
+    if not plot.strip():
+        raise ApiError(422, "invalid_request", f"{where} is blank; send the movie's plot text")
+    if len(plot) > max_chars:
+        raise ApiError(
+            413,
+            "plot_too_long",
+            f"{where} has {len(plot):,} characters; the limit is {max_chars:,}",
+        )

@@ -1,0 +1,140 @@
+"""One JSON error shape for every 4xx and 5xx: ``{"error": {"code": ..., "message": ...}}``.
+
+Handlers here replace FastAPI's and Starlette's defaults, so validation errors, unknown routes,
+wrong methods and unhandled exceptions all answer in that shape, and never with a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ..errors import DataError, MovieGenreError
+
+logger = logging.getLogger("moviegenre.api")
+
+#: How many validation problems one message lists before summarising.
+MAX_PROBLEMS_IN_MESSAGE = 5
+
+_CODES_BY_STATUS = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    413: "payload_too_large",
+    414: "uri_too_long",
+    415: "unsupported_media_type",
+    422: "invalid_request",
+    500: "internal_error",
+    503: "model_not_ready",
+    504: "timeout",
+}
+
+
+class ApiError(Exception):
+    """Raise from a route to answer ``status`` with the given error code and message."""
+
+    def __init__(self, status: int, code: str, message: str, headers: Mapping[str, str] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = dict(headers or {})
+
+
+def error_response(status: int, code: str, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
+
+
+def _where(loc: Sequence[Any]) -> str:
+    """``("body", "items", 3, "plot")`` -> ``items[3].plot``; ``("query", "plot")`` -> query
+    parameter 'plot'."""
+    if loc and loc[0] in ("query", "header", "path", "cookie"):
+        return f"{loc[0]} parameter {'.'.join(map(str, loc[1:]))!r}"
+    where = ""
+    for part in loc[1:] if loc and loc[0] == "body" else loc:
+        where += f"[{part}]" if isinstance(part, int) else (f".{part}" if where else str(part))
+    return where or "request body"
+
+
+def describe_validation_errors(errors: Sequence[Mapping[str, Any]]) -> str:
+    problems = []
+    for error in errors[:MAX_PROBLEMS_IN_MESSAGE]:
+        message = str(error.get("msg", "invalid"))
+        message = message.removeprefix("Value error, ")
+        problems.append(f"{_where(error.get('loc', ()))}: {message}")
+    more = len(errors) - MAX_PROBLEMS_IN_MESSAGE
+    if more > 0:
+        problems.append(f"and {more} more problem(s)")
+    return "; ".join(problems)
+
+
+async def _api_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError)
+    return error_response(exc.status, exc.code, exc.message, exc.headers)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
+    malformed = [e for e in errors if e.get("type") == "json_invalid"]
+    if malformed:
+        reason = (malformed[0].get("ctx") or {}).get("error", "JSON decode error")
+        position = malformed[0].get("loc", ("body", "?"))[-1]
+        return error_response(
+            400, "malformed_json", f"the request body is not valid JSON ({reason} at character {position})"
+        )
+    whole_body_wrong = any(tuple(e.get("loc", ())) == ("body",) for e in errors)
+    if whole_body_wrong and "json" not in request.headers.get("content-type", "").lower():
+        return error_response(
+            415,
+            "unsupported_media_type",
+            "send the request body as JSON, with header Content-Type: application/json",
+        )
+    return error_response(422, "invalid_request", describe_validation_errors(errors))
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    status = exc.status_code
+    code = _CODES_BY_STATUS.get(status, "http_error")
+    if status == 404:
+        message = f"no route {request.url.path!r}; see /docs for the API"
+    elif status == 405:
+        message = f"{request.method} is not allowed on {request.url.path!r}"
+    else:
+        message = str(exc.detail)
+    return error_response(status, code, message, getattr(exc, "headers", None))
+
+
+async def _data_error(request: Request, exc: Exception) -> JSONResponse:
+    return error_response(422, "invalid_request", str(exc))
+
+
+async def _library_error(request: Request, exc: Exception) -> JSONResponse:
+    # Handled here, so not re-raised to the server: log the traceback ourselves.
+    logger.error("%s on %s %s", type(exc).__name__, request.method, request.url.path, exc_info=exc)
+    return error_response(500, "internal_error", "the server failed to answer this request")
+
+
+async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
+    # The traceback goes to the log (Starlette re-raises it to the server), never to the client.
+    logger.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path)
+    return error_response(500, "internal_error", "the server failed to answer this request")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(DataError, _data_error)
+    app.add_exception_handler(MovieGenreError, _library_error)
+    app.add_exception_handler(Exception, _unhandled)

@@ -1,0 +1,68 @@
+"""Version 1 of the API: batch prediction, the model card, and the request limits."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from ...predict import GenreModel
+from ..deps import MetricsDep, ModelDep, SettingsDep, check_plot, run_limited
+from ..errors import ApiError
+from ..schemas import LimitsResponse, PredictRequest, PredictResponse, error_responses
+
+router = APIRouter(prefix="/v1", tags=["v1"])
+
+
+def _predict(model: GenreModel, request: PredictRequest) -> dict[str, Any]:
+    items = [{"plot": item.plot, "title": item.title or ""} for item in request.items]
+    proba = model.predict_proba(items)
+    genres = model.genres
+    predictions = [
+        {
+            "id": item.id,
+            "probabilities": dict(zip(genres, row.tolist(), strict=True)),
+            "genres": labels,
+        }
+        for item, row, labels in zip(request.items, proba, model.label_sets(proba), strict=True)
+    ]
+    return {"model": {"id": model.id, "kind": model.kind}, "predictions": predictions}
+
+
+@router.post(
+    "/predict",
+    response_model=PredictResponse,
+    responses=error_responses(400, 401, 413, 415, 422, 503, 504),
+    summary="Genre probabilities and predicted genres for a batch of plots",
+)
+async def predict(request: PredictRequest, model: ModelDep, settings: SettingsDep, metrics: MetricsDep):
+    """Scores up to ``max_items`` movies. ``genres`` holds the genres whose probability reaches
+    the per-genre threshold stored in the model (tuned by cross-validation when it was trained),
+    most probable first; a movie always gets at least one."""
+    if len(request.items) > settings.max_items:
+        raise ApiError(
+            413,
+            "too_many_items",
+            f"{len(request.items):,} items in one request; the limit is {settings.max_items:,}. "
+            "Split them into several requests",
+        )
+    for index, item in enumerate(request.items):
+        check_plot(item.plot, settings.max_plot_chars, f"items[{index}].plot (id {item.id!r})")
+    body = await run_limited(settings, _predict, model, request)
+    metrics.count_predictions("/v1/predict", len(request.items))
+    return body
+
+
+@router.get(
+    "/model",
+    responses=error_responses(401, 503),
+    summary="The loaded model's model.json: what it is, how it was made, how well it did",
+)
+async def model_card(model: ModelDep) -> dict[str, Any]:
+    return model.metadata
+
+
+@router.get("/limits", response_model=LimitsResponse, responses=error_responses(401))
+async def limits(settings: SettingsDep):
+    """The request limits, so clients (such as the page at ``/``) can check input first."""
+    return {"max_plot_chars": settings.max_plot_chars, "max_items": settings.max_items}

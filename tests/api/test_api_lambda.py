@@ -1,0 +1,210 @@
+"""The Lambda handler, fed the event documents in deploy/aws/events/ in process, and the SAM
+template checked by cfn-lint."""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import E1_PLOT, E2_PLOT
+from moviegenre.genres import GENRES, PROBABILITY_KEYS
+from moviegenre.predict import as_probability_record
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "aws"
+EVENTS = DEPLOY / "events"
+INFERENCE_EVENTS = ["rest-inference.json", "http-api-inference.json", "function-url-inference.json"]
+PREDICT_EVENTS = ["rest-predict.json", "http-api-predict.json"]
+
+
+def event(name: str) -> dict:
+    return json.loads((EVENTS / name).read_text())
+
+
+def load_handler(monkeypatch, model_dir, api_key: str | None = None):
+    """Import (or re-import) moviegenre.lambda_handler the way Lambda does: environment first."""
+    monkeypatch.setenv("MOVIEGENRE_MODEL", str(model_dir))
+    if api_key is None:
+        monkeypatch.delenv("MOVIEGENRE_API_KEY", raising=False)
+    else:
+        monkeypatch.setenv("MOVIEGENRE_API_KEY", api_key)
+    module = sys.modules.get("moviegenre.lambda_handler")
+    return importlib.reload(module) if module else importlib.import_module("moviegenre.lambda_handler")
+
+
+@pytest.fixture(scope="module")
+def handler(small_model_dir):
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        yield load_handler(monkeypatch, small_model_dir).handler
+
+
+def body_of(response: dict) -> dict:
+    assert response["isBase64Encoded"] is False
+    assert response["headers"]["content-type"] == "application/json"
+    return json.loads(response["body"])
+
+
+def assert_error(response: dict, status: int, code: str) -> dict:
+    assert response["statusCode"] == status, response
+    body = body_of(response)
+    assert set(body) == {"error"} and body["error"]["code"] == code, body
+    return body["error"]
+
+
+def test_event_documents_are_the_three_kinds():
+    rest = event("rest-inference.json")
+    assert "version" not in rest and rest["requestContext"]["stage"] == "Prod"
+    assert rest["requestContext"]["path"] == "/Prod/inference"
+    http_api = event("http-api-inference.json")
+    assert http_api["version"] == "2.0" and ".execute-api." in http_api["requestContext"]["domainName"]
+    function_url = event("function-url-inference.json")
+    assert function_url["version"] == "2.0" and ".lambda-url." in function_url["requestContext"]["domainName"]
+    for name in INFERENCE_EVENTS:
+        assert E1_PLOT in json.dumps(event(name)).replace("\\u2019", "'")
+
+
+@pytest.mark.parametrize("name", INFERENCE_EVENTS)
+def test_inference_events_answer_the_original_body(handler, small_model, name):
+    response = handler(event(name), None)
+
+    assert response["statusCode"] == 200, response
+    body = body_of(response)
+    assert list(body) == ["clasification"]
+    assert list(body["clasification"]) == list(PROBABILITY_KEYS)
+    expected = as_probability_record(small_model.predict_proba([E1_PLOT])[0])
+    assert body["clasification"] == pytest.approx(expected, abs=1e-12)
+
+
+def test_the_three_event_kinds_give_the_same_body(handler):
+    bodies = {name: handler(event(name), None)["body"] for name in INFERENCE_EVENTS}
+    assert len(set(bodies.values())) == 1, bodies
+
+
+@pytest.mark.parametrize("name", PREDICT_EVENTS)
+def test_predict_events(handler, small_model, name):
+    body = body_of(handler(event(name), None))
+    assert [p["id"] for p in body["predictions"]] == ["e1", "e2"]
+    assert list(body["predictions"][1]["probabilities"]) == list(GENRES)
+    items = json.loads(event(name)["body"])["items"]
+    assert [item["plot"] for item in items] == [E1_PLOT, E2_PLOT]
+    got = [list(p["probabilities"].values()) for p in body["predictions"]]
+    np.testing.assert_allclose(got, small_model.predict_proba(items), atol=1e-12)
+
+
+def test_the_original_projects_sample_event_still_works(handler):
+    original = event("original-sample.json")
+    assert set(original) == {"httpMethod", "queryStringParameters"}
+    body = body_of(handler(original, None))
+    assert list(body["clasification"]) == list(PROBABILITY_KEYS)
+
+
+def test_http_api_on_a_named_stage(handler):
+    staged = event("http-api-inference.json")
+    staged["rawPath"] = staged["requestContext"]["http"]["path"] = "/Prod/inference"
+    staged["requestContext"]["stage"] = "Prod"
+    assert handler(staged, None)["body"] == handler(event("http-api-inference.json"), None)["body"]
+
+
+def _without_plot(document: dict) -> dict:
+    document = copy.deepcopy(document)
+    if document.get("version") == "2.0":
+        document["rawQueryString"] = ""
+        document.pop("queryStringParameters", None)
+    else:
+        document["queryStringParameters"] = document["multiValueQueryStringParameters"] = None
+    return document
+
+
+@pytest.mark.parametrize("name", INFERENCE_EVENTS)
+def test_missing_plot_is_a_json_422(handler, name):
+    error = assert_error(handler(_without_plot(event(name)), None), 422, "invalid_request")
+    assert "plot" in error["message"]
+
+
+@pytest.mark.parametrize("name", PREDICT_EVENTS)
+def test_bad_bodies_are_json_errors(handler, name):
+    malformed = {**event(name), "body": '{"items": ['}
+    assert_error(handler(malformed, None), 400, "malformed_json")
+    blank = {**event(name), "body": json.dumps({"items": [{"id": "1", "plot": "   "}]})}
+    assert_error(handler(blank, None), 422, "invalid_request")
+    empty = {**event(name), "body": json.dumps({"items": []})}
+    assert_error(handler(empty, None), 422, "invalid_request")
+
+
+def test_unknown_route_is_a_json_404(handler):
+    document = event("rest-inference.json")
+    document["path"] = document["resource"] = "/nope"
+    assert_error(handler(document, None), 404, "not_found")
+
+
+def test_api_key_on_lambda(monkeypatch, small_model_dir):
+    keyed = load_handler(monkeypatch, small_model_dir, api_key="lambda-key").handler
+    try:
+        assert_error(keyed(event("rest-inference.json"), None), 401, "unauthorized")
+        with_key = event("rest-inference.json")
+        with_key["headers"]["x-api-key"] = "lambda-key"
+        with_key["multiValueHeaders"]["x-api-key"] = ["lambda-key"]
+        assert keyed(with_key, None)["statusCode"] == 200
+        health = event("http-api-inference.json")
+        health["rawPath"] = health["requestContext"]["http"]["path"] = "/healthz"
+        assert keyed(health, None)["statusCode"] == 200
+    finally:
+        load_handler(monkeypatch, small_model_dir)
+
+
+def test_unloadable_model_answers_503_instead_of_failing_init(monkeypatch, small_model_dir, tmp_path):
+    module = load_handler(monkeypatch, tmp_path / "no-model")
+    try:
+        ready = event("http-api-inference.json")
+        ready["rawPath"] = ready["requestContext"]["http"]["path"] = "/readyz"
+        assert "does not exist" in assert_error(module.handler(ready, None), 503, "model_not_ready")["message"]
+        assert_error(module.handler(event("rest-inference.json"), None), 503, "model_not_ready")
+    finally:
+        load_handler(monkeypatch, small_model_dir)
+
+
+# --- the SAM template -------------------------------------------------------------------------
+
+
+def _cfn_lint() -> list[str] | None:
+    if shutil.which("cfn-lint"):
+        return ["cfn-lint"]
+    if importlib.util.find_spec("cfnlint"):
+        return [sys.executable, "-m", "cfnlint"]
+    return None
+
+
+def test_template_passes_cfn_lint():
+    command = _cfn_lint()
+    if command is None:
+        if os.environ.get("CI"):
+            pytest.fail("cfn-lint is not installed, and CI must run it (pip install 'moviegenre[dev]')")
+        pytest.skip("cfn-lint is not installed")
+    result = subprocess.run([*command, str(DEPLOY / "template.yaml")], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_template_declares_the_image_function_and_its_events():
+    cfn_yaml = pytest.importorskip("cfnlint.decode.cfn_yaml")
+    template = cfn_yaml.load(str(DEPLOY / "template.yaml"))
+    function = template["Resources"]["MovieGenreFunction"]["Properties"]
+    assert function["PackageType"] == "Image"
+    routes = {(e["Properties"]["Method"], e["Properties"]["Path"]) for e in function["Events"].values()}
+    assert {("get", "/inference"), ("post", "/v1/predict")} <= routes
+    assert all(e["Type"] == "Api" for e in function["Events"].values())
+
+
+def test_dockerfile_uses_the_lambda_base_image_and_handler():
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    assert "FROM public.ecr.aws/lambda/python:3.11" in dockerfile
+    assert '[lambda]"' in dockerfile
+    assert 'CMD ["moviegenre.lambda_handler.handler"]' in dockerfile
