@@ -6,6 +6,7 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -64,16 +65,22 @@ def train(
     out: Annotated[Path, typer.Option("--out", help="Model directory to write.")],
     kind: Annotated[str, typer.Option("--kind", help=f"Model kind: {', '.join(kind_names())}.")] = "linear",
     data: DataOption = None,
-    cv: Annotated[int, typer.Option("--cv", help="Cross-validation folds (0 skips CV).")] = 5,
+    cv: Annotated[int, typer.Option("--cv", help="Cross-validation folds (0 skips CV).")] = 3,
     sample: Annotated[
         int | None, typer.Option("--sample", help="Train on a random sample of N movies.")
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Random seed for folds and sampling.")] = 0,
+    encoder: Annotated[
+        str | None,
+        typer.Option("--encoder", help="hybrid: sentence-transformers encoder, a hub name or a "
+                     "local folder (default sentence-transformers/all-MiniLM-L6-v2)."),
+    ] = None,
 ) -> None:
     """Train a model and write it as a model directory."""
     from .train import train as train_model
 
     with user_errors(), err.status("[bold]reading data") as status:
+        params = _encoder_params(kind, encoder)
         path = resolve_training_data(data, get_settings().resolved_data_home())
         movies = load_movies(path, labelled=True)
         if sample is not None and sample < len(movies):
@@ -81,7 +88,8 @@ def train(
 
             positions = np.sort(np.random.default_rng(seed).choice(len(movies), sample, replace=False))
             movies = movies.subset(positions)
-        model = train_model(kind, movies, cv_folds=cv, seed=seed, progress=_progress(status))
+        model = train_model(kind, movies, params=params, cv_folds=cv, seed=seed,
+                            progress=_progress(status))
         status.update("[bold]writing model")
         meta = artifact.save_model(model.pipeline, model.metadata, out)
     cv_metrics = meta["metrics"].get("cv", {})
@@ -92,6 +100,19 @@ def train(
                     "cv_micro_auc": round(cv_metrics["micro_auc"], 4),
                     "cv_samples_f1": round(cv_metrics["label_sets"]["samples_f1"], 4)}
     _print_json(summary)
+
+
+def _encoder_params(kind: str, encoder: str | None) -> dict[str, str]:
+    """``--encoder`` as a model parameter, for the kinds that take one; a local folder is made
+    absolute so that the saved model finds it from any working directory."""
+    from .models import get_kind
+
+    if encoder is None:
+        return {}
+    if "encoder" not in get_kind(kind).defaults:
+        raise ValueError(f"--encoder applies to kinds with a sentence encoder (hybrid), not {kind!r}")
+    local = Path(encoder).expanduser()
+    return {"encoder": str(local.resolve()) if local.exists() else encoder}
 
 
 @app.command()
@@ -133,13 +154,37 @@ def predict(
     _print_json({**record, "genres": loaded.label_sets(proba)[0]})
 
 
+class Engine(StrEnum):
+    local = "local"
+    dask = "dask"
+
+
 @app.command()
 def score(
     model: ModelOption,
     inputs: Annotated[list[Path], typer.Argument(help="CSV/zip/Parquet files with a plot column.")],
     out: Annotated[Path, typer.Option("-o", "--out", help="Output CSV (ID + 24 p_ columns).")],
+    engine: Annotated[
+        Engine, typer.Option("--engine", help="local: this process; dask: a Dask cluster.")
+    ] = Engine.local,
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", min=1, help="Dask: local worker processes (default 2)."),
+    ] = None,
+    scheduler: Annotated[
+        str | None,
+        typer.Option("--scheduler", help="Dask: use the cluster at this address (tcp://HOST:8786)."),
+    ] = None,
 ) -> None:
-    """Batch-score files into the submission format; empty plots go to OUT.rejects.csv."""
+    """Batch-score files into the submission format; empty plots go to OUT.rejects.csv.
+
+    With --engine dask, INPUTS may be globs and OUT a Parquet directory (no suffix or .parquet).
+    """
+    if engine is Engine.dask:
+        _score_on_dask(model, inputs, out, workers, scheduler)
+        return
+    if workers is not None or scheduler is not None:
+        raise typer.BadParameter("--workers and --scheduler need --engine dask")
     from .batch import score_files
 
     with user_errors(), err.status("[bold]loading model") as status:
@@ -148,3 +193,90 @@ def score(
     _print_json({"input_rows": summary.input_rows, "scored": summary.scored,
                  "rejected": summary.rejected, "output": str(summary.output),
                  "rejects": None if summary.rejects is None else str(summary.rejects)})
+
+
+def _score_on_dask(model: Path, inputs: list[Path], out: Path, workers: int | None,
+                   scheduler: str | None) -> None:
+    if workers is not None and scheduler is not None:
+        raise typer.BadParameter("give --workers (a local cluster) or --scheduler, not both")
+    with user_errors(), err.status("[bold]starting Dask") as status:
+        from .batch_dask import score_files_dask
+
+        summary = score_files_dask(model, [str(p) for p in inputs], out,
+                                   workers=workers or 2, scheduler=scheduler,
+                                   progress=_progress(status))
+    _print_json({"input_rows": summary.input_rows, "scored": summary.scored,
+                 "rejected": summary.rejected, "output": str(summary.output),
+                 "rejects": None if summary.rejects is None else str(summary.rejects),
+                 "engine": "dask", "format": summary.format, "workers": summary.workers,
+                 "partitions": summary.partitions})
+
+
+@app.command()
+def serve(
+    model: Annotated[
+        Path | None,
+        typer.Option("--model", help="Model directory. Default: MOVIEGENRE_MODEL or models/default."),
+    ] = None,
+    host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="TCP port.")] = 8000,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Worker processes.")] = 1,
+    data: DataOption = None,
+) -> None:
+    """Serve the HTTP API (and the web page at /) on uvicorn.
+
+    Without --model and with no model at the default location, first trains the default (linear) model there.
+    """
+    settings = get_settings()
+    directory = model if model is not None else settings.model
+    if model is None and not directory.exists():
+        err.print(f"[bold]no model at {directory}: training the default (linear) model first")
+        train(out=directory, kind="linear", data=data, cv=3, sample=None, seed=0, encoder=None)
+    from .api.server import run
+
+    with user_errors():
+        run(settings.model_copy(update={"model": directory.resolve()}), host=host, port=port,
+            workers=workers)
+
+
+@app.command()
+def explain(
+    model: ModelOption,
+    plot: Annotated[str, typer.Argument(help="The plot text, or - to read it from stdin.")],
+    title: Annotated[str, typer.Option("--title", help="Optional movie title.")] = "",
+    top_genres: Annotated[int, typer.Option("--top-genres", min=1, help="Genres to explain.")] = 3,
+    top_terms: Annotated[
+        int, typer.Option("--top-terms", min=0, help="Terms shown each way per genre.")
+    ] = 8,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """The words and n-grams that pushed the top genres up or down (linear and hybrid models)."""
+    from .explain import explain as explain_plot
+
+    with user_errors():
+        text = sys.stdin.read() if plot == "-" else plot
+        result = explain_plot(artifact.load_model(model), text, title=title,
+                              top_genres=top_genres, top_terms=top_terms)
+    if as_json:
+        _print_json(result)
+        return
+    from .explain import format_explanation
+
+    typer.echo(format_explanation(result))
+
+
+@app.command()
+def report(
+    model: ModelOption,
+    data: Annotated[Path, typer.Option("--data", help="Labelled CSV/zip to evaluate on.")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="Folder for report.md and figures.")],
+) -> None:
+    """Write a Markdown report with the metrics table and PNG figures."""
+    from .report import write_report
+
+    with user_errors(), err.status("[bold]scoring") as status:
+        loaded = artifact.load_model(model)
+        movies = load_movies(data, labelled=True)
+        status.update("[bold]drawing")
+        path = write_report(loaded, movies, out)
+    typer.echo(str(path))
