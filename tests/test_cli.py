@@ -111,3 +111,21 @@ def test_console_script_reports_a_tampered_model_without_traceback(small_model_d
     )
     assert proc.returncode == 2
     assert "altered or truncated" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_split_keeps_every_row_once_and_all_columns(dev_zip, tmp_path):
+    result = run("split", "--data", dev_zip, "--out", tmp_path, "--test-size", "0.25", "--seed", "3")
+    assert result.exit_code == 0, result.output
+    train = pd.read_csv(tmp_path / "train.csv", index_col=0)
+    heldout = pd.read_csv(tmp_path / "heldout.csv", index_col=0)
+    assert (len(train), len(heldout)) == (4737, 1579)
+    assert not set(train.index) & set(heldout.index)
+    assert list(train.columns) == ["year", "title", "plot", "genres", "rating"]
+
+
+def test_split_refuses_bad_data_before_writing(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text(",plot,genres\n1,a plot,\"['Cooking']\"\n")
+    result = run("split", "--data", bad, "--out", tmp_path / "out")
+    assert result.exit_code == 2 and "unknown genre" in result.stderr
+    assert not (tmp_path / "out").exists()

@@ -8,8 +8,6 @@ looks finished.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .data import empty_plot_mask, normalise_movies, read_table, require_columns
+from .data import empty_plot_mask, normalise_movies, read_table, require_columns, write_csv_atomically
 from .errors import DataError
 from .genres import PROBABILITY_KEYS
 from .predict import GenreModel
@@ -55,18 +53,6 @@ def read_scoring_input(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         }
     )
     return frame[~empty], rejects
-
-
-def write_csv_atomically(frame: pd.DataFrame, path: Path, **kwargs) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            frame.to_csv(handle, **kwargs)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def score_frame(model: GenreModel, frame: pd.DataFrame) -> pd.DataFrame:

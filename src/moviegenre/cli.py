@@ -116,6 +116,22 @@ def _encoder_params(kind: str, encoder: str | None) -> dict[str, str]:
 
 
 @app.command()
+def split(
+    out: Annotated[Path, typer.Option("--out", help="Folder for train.csv and heldout.csv.")],
+    data: DataOption = None,
+    test_size: Annotated[float, typer.Option("--test-size", help="Share of movies held out.")] = 0.2,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed for the shuffle.")] = 0,
+) -> None:
+    """Split a labelled file into train.csv and heldout.csv, to evaluate on unseen movies."""
+    from .data import split_file
+
+    with user_errors():
+        path = resolve_training_data(data, get_settings().resolved_data_home())
+        train_path, heldout_path = split_file(path, out, test_size=test_size, seed=seed)
+    _print_json({"train": str(train_path), "heldout": str(heldout_path)})
+
+
+@app.command()
 def evaluate(
     model: ModelOption,
     data: Annotated[Path, typer.Option("--data", help="Labelled CSV/zip to evaluate on.")],

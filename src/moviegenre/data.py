@@ -305,6 +305,35 @@ def load_movies(path: str | Path, *, labelled: bool) -> Movies:
     return Movies(frame=frame, source=source, sha256=sha256_of(path), labels=labels)
 
 
+def write_csv_atomically(frame: pd.DataFrame, path: Path, **kwargs) -> None:
+    """Write ``frame`` as CSV to a temporary sibling, then rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            frame.to_csv(handle, **kwargs)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def split_file(path: str | Path, out_dir: Path, *, test_size: float, seed: int) -> tuple[Path, Path]:
+    """Split a labelled file into ``train.csv`` and ``heldout.csv`` (rows shuffled with
+    ``seed``), keeping every column as it was, so a model can be evaluated on movies it never saw.
+    """
+    if not 0 < test_size < 1:
+        raise DataError(f"test size must be between 0 and 1, got {test_size}")
+    load_movies(path, labelled=True)  # validate before writing anything
+    raw = read_table(path)
+    order = np.random.default_rng(seed).permutation(len(raw))
+    cut = len(raw) - max(1, round(len(raw) * test_size))
+    train_path, heldout_path = out_dir / "train.csv", out_dir / "heldout.csv"
+    write_csv_atomically(raw.iloc[np.sort(order[:cut])], train_path)
+    write_csv_atomically(raw.iloc[np.sort(order[cut:])], heldout_path)
+    return train_path, heldout_path
+
+
 def resolve_training_data(path: str | Path | None, data_home: Path) -> Path:
     """The user's file when given, else the public training file (downloaded once)."""
     return Path(path) if path is not None else fetch_public("train", data_home)
