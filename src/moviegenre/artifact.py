@@ -8,6 +8,11 @@ A model directory holds:
 * ``model.json``: what the model is (kind, id, genres, thresholds), how it was made (library
   versions, training data sha256 and row count, parameters), how well it did (cross-validated
   metrics) and the sha256 of ``model.skops``, verified on every load.
+* ``fast.npz`` (linear models): the pipeline compiled for inference (:mod:`moviegenre.fast`),
+  plain arrays and JSON text read with ``allow_pickle=False``. Its sha256, and the sha256 of the
+  ``model.skops`` it was compiled from, are in ``model.json`` (field ``fast_path``). When it is
+  there, :func:`load_model` scores with it and deserialises ``model.skops`` (types checked as
+  always) only when the pipeline itself is asked for: a cold start in a fraction of a second.
 
 Directories are written to a temporary sibling and renamed into place, so a crash never leaves
 a half-written model that looks complete.
@@ -15,28 +20,42 @@ a half-written model that looks complete.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import os
 import platform
 import shutil
 import tempfile
 import zipfile
+from functools import partial
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
-import sklearn
-import skops.io
-
-from .data import sha256_of
+# scikit-learn and skops are imported where they are used: loading a linear model through its
+# compiled form needs neither, and importing them takes seconds.
 from .errors import ModelError
+from .fast import (
+    BUNDLE_FILE,
+    BUNDLE_FORMAT,
+    FastLinear,
+    NotCompilable,
+    compile_pipeline,
+    load_bundle,
+    save_bundle,
+    verify,
+)
 from .genres import GENRES
-from .models import all_trusted_types
 from .predict import GenreModel
 
 MODEL_FILE = "model.skops"
 METADATA_FILE = "model.json"
 FORMAT_VERSION = 1
+#: model.json's field describing ``fast.npz``.
+FAST_PATH_FIELD = "fast_path"
+
+logger = logging.getLogger(__name__)
 
 #: Types outside skops' default trust that our pipelines legitimately contain.
 _BASE_TRUSTED_TYPES = frozenset(
@@ -51,7 +70,18 @@ _REQUIRED_KEYS = ("format_version", "id", "kind", "genres", "artifact", "version
 
 
 def trusted_types() -> set[str]:
+    from .models import all_trusted_types
+
     return set(_BASE_TRUSTED_TYPES) | all_trusted_types()
+
+
+def sha256_of(path: Path) -> str:
+    """:func:`moviegenre.data.sha256_of`, without importing pandas along with that module."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def library_versions() -> dict[str, str]:
@@ -71,7 +101,12 @@ def _write_json(path: Path, payload: dict[str, Any]) -> None:
 
 def save_model(pipeline: Any, metadata: dict[str, Any], directory: str | Path) -> dict[str, Any]:
     """Write ``pipeline`` and ``metadata`` (completed with the artifact checksum and library
-    versions) as a model directory, atomically replacing any model already there."""
+    versions) as a model directory, atomically replacing any model already there.
+
+    A pipeline that :mod:`moviegenre.fast` can compile (the linear kind) also gets its
+    compiled form, ``fast.npz``, checked against the pipeline before it is written."""
+    import skops.io
+
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}."))
@@ -80,7 +115,7 @@ def save_model(pipeline: Any, metadata: dict[str, Any], directory: str | Path) -
         skops.io.dump(pipeline, model_path, compression=zipfile.ZIP_DEFLATED)
         metadata = {
             "format_version": FORMAT_VERSION,
-            **metadata,
+            **{key: value for key, value in metadata.items() if key != FAST_PATH_FIELD},
             "versions": library_versions(),
             "artifact": {
                 "file": MODEL_FILE,
@@ -88,11 +123,34 @@ def save_model(pipeline: Any, metadata: dict[str, Any], directory: str | Path) -
                 "bytes": model_path.stat().st_size,
             },
         }
+        fast_path = _write_fast_bundle(pipeline, staging, metadata["artifact"]["sha256"])
+        if fast_path is not None:
+            metadata[FAST_PATH_FIELD] = fast_path
         _write_json(staging / METADATA_FILE, metadata)
         _replace_directory(staging, directory)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return metadata
+
+
+def _write_fast_bundle(pipeline: Any, directory: Path, model_sha256: str) -> dict[str, Any] | None:
+    """Write the compiled form of ``pipeline``, if it has one; return its model.json entry."""
+    try:
+        fast = compile_pipeline(pipeline)
+        verify(fast, pipeline)
+    except NotCompilable as exc:
+        logger.debug("no %s for this model: %s", BUNDLE_FILE, exc)
+        return None
+    path = directory / BUNDLE_FILE
+    save_bundle(fast, path)
+    verify(load_bundle(path), pipeline)  # what load_model will read gives the same answers
+    return {
+        "file": BUNDLE_FILE,
+        "format": BUNDLE_FORMAT,
+        "sha256": sha256_of(path),
+        "bytes": path.stat().st_size,
+        "model_sha256": model_sha256,
+    }
 
 
 def _replace_directory(staging: Path, directory: Path) -> None:
@@ -138,9 +196,10 @@ def read_metadata(directory: str | Path) -> dict[str, Any]:
 
 def _check_sklearn_version(meta: dict[str, Any], path: Path) -> None:
     made_with = str(meta["versions"].get("scikit-learn", "unknown"))
-    if made_with.split(".")[:2] != sklearn.__version__.split(".")[:2]:
+    installed = importlib_metadata.version("scikit-learn")
+    if made_with.split(".")[:2] != installed.split(".")[:2]:
         raise ModelError(
-            f"{path} was made with scikit-learn {made_with}, but {sklearn.__version__} is "
+            f"{path} was made with scikit-learn {made_with}, but {installed} is "
             "installed; models are only loaded by the same scikit-learn minor version. "
             f"Retrain it, or install scikit-learn=={made_with}"
         )
@@ -168,6 +227,40 @@ def load_model(directory: str | Path) -> GenreModel:
             f"model.json records {artifact['sha256']}. Refusing to load it; retrain or restore it"
         )
     _check_sklearn_version(meta, directory / METADATA_FILE)
+    fast = _read_fast_bundle(directory, meta)
+    if fast is not None:
+        return GenreModel(None, meta, directory, fast=fast, load_pipeline=partial(_load_pipeline, model_path))
+    return GenreModel(_load_pipeline(model_path), meta, directory)
+
+
+def _read_fast_bundle(directory: Path, meta: dict[str, Any]) -> FastLinear | None:
+    """The compiled model model.json lists, checked like ``model.skops``; ``None`` if it lists
+    none, or one compiled from another ``model.skops`` or in another format (then the
+    pipeline is loaded, and its types checked, as always)."""
+    entry = meta.get(FAST_PATH_FIELD)
+    if entry is None:
+        return None
+    if not isinstance(entry, dict) or entry.get("file") != BUNDLE_FILE or "sha256" not in entry:
+        raise ModelError(f"{directory / METADATA_FILE}: field {FAST_PATH_FIELD!r} is malformed")
+    if entry.get("model_sha256") != meta["artifact"]["sha256"] or entry.get("format") != BUNDLE_FORMAT:
+        logger.warning("%s does not belong to this %s; loading the pipeline instead", BUNDLE_FILE, MODEL_FILE)
+        return None
+    path = directory / BUNDLE_FILE
+    if not path.is_file():
+        raise ModelError(f"{path} is missing; the model directory is incomplete")
+    actual = sha256_of(path)
+    if actual != entry["sha256"]:
+        raise ModelError(
+            f"{path} has been altered or truncated: its sha256 is {actual}, but "
+            f"model.json records {entry['sha256']}. Refusing to load it; retrain or restore it"
+        )
+    return load_bundle(path)
+
+
+def _load_pipeline(model_path: Path) -> Any:
+    """Deserialise ``model.skops`` after checking that every type it names is trusted."""
+    import skops.io
+
     try:
         named_types = set(skops.io.get_untrusted_types(file=model_path))
     except (zipfile.BadZipFile, KeyError, ValueError, json.JSONDecodeError) as exc:
@@ -182,4 +275,4 @@ def load_model(directory: str | Path) -> GenreModel:
         pipeline = skops.io.load(model_path, trusted=sorted(named_types))
     except Exception as exc:  # skops raises many types for a damaged file
         raise ModelError(f"{model_path} could not be loaded ({type(exc).__name__}: {exc})") from None
-    return GenreModel(pipeline, meta, directory)
+    return pipeline

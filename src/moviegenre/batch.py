@@ -41,6 +41,8 @@ def rejects_path_for(output: Path) -> Path:
 def read_scoring_input(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Read one input file; return (movies to score, rejected rows with their reason)."""
     raw = read_table(path)
+    if raw.empty:
+        raise DataError(f"{path} has a header but no rows; nothing to score")
     require_columns(raw, ["plot"], str(path))
     frame = normalise_movies(raw, str(path))
     empty = empty_plot_mask(frame)
@@ -78,6 +80,8 @@ def score_files(
         raise DataError("no input files given")
     if output.suffix.lower() != ".csv":
         raise DataError(f"output {output} must end in .csv")
+    if output.is_dir():  # found now, not after scoring every input
+        raise DataError(f"output {output} is a directory; give a file name ending in .csv")
     scored, rejected, total = [], [], 0
     for path in inputs:
         progress(f"reading {path}")

@@ -15,10 +15,10 @@ from rich.console import Console
 
 from . import artifact
 from .data import load_movies, resolve_training_data
-from .errors import MovieGenreError
+from .errors import DataError, MovieGenreError
 from .models import kind_names
 from .predict import as_probability_record
-from .settings import get_settings
+from .settings import Settings, get_settings
 
 app = typer.Typer(
     help="Tag movies with genres from their plot: train, evaluate, predict, score, serve.",
@@ -52,6 +52,45 @@ def user_errors() -> Iterator[None]:
         raise typer.Exit(2) from None
 
 
+def _settings() -> Settings:
+    """The settings, or one line naming each ``MOVIEGENRE_*`` variable that is wrong."""
+    from pydantic import ValidationError
+
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"MOVIEGENRE_{'_'.join(map(str, e['loc'])).upper()}={e.get('input')!r}: {e['msg']}"
+            for e in exc.errors()
+        )
+        raise MovieGenreError(f"bad setting: {problems}") from None
+
+
+def _plot_text(plot: str) -> str:
+    """The plot argument, or stdin when it is ``-``; text that is not UTF-8 is refused here
+    with a message, rather than failing deep inside the model."""
+    if plot != "-":
+        return _utf8_text(plot, "the plot argument")
+    if not hasattr(sys.stdin, "buffer"):
+        return _utf8_text(sys.stdin.read(), "stdin")
+    raw = sys.stdin.buffer.read()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"stdin is not valid UTF-8: byte 0x{raw[exc.start]:02x} at offset {exc.start}; "
+            "send the plot as UTF-8 text"
+        ) from None
+
+
+def _utf8_text(text: str, where: str) -> str:
+    # Bytes that are not UTF-8 reach argv as lone surrogates (Python's surrogateescape).
+    bad = next((i for i, c in enumerate(text) if "\ud800" <= c <= "\udfff"), None)
+    if bad is not None:
+        raise DataError(f"{where} is not valid UTF-8 text (at character {bad}); send it as UTF-8")
+    return text
+
+
 def _progress(status):
     return lambda message: status.update(f"[bold]{message}")
 
@@ -81,7 +120,7 @@ def train(
 
     with user_errors(), err.status("[bold]reading data") as status:
         params = _encoder_params(kind, encoder)
-        path = resolve_training_data(data, get_settings().resolved_data_home())
+        path = resolve_training_data(data, _settings().resolved_data_home())
         movies = load_movies(path, labelled=True)
         if sample is not None and sample < len(movies):
             import numpy as np
@@ -126,7 +165,7 @@ def split(
     from .data import split_file
 
     with user_errors():
-        path = resolve_training_data(data, get_settings().resolved_data_home())
+        path = resolve_training_data(data, _settings().resolved_data_home())
         train_path, heldout_path = split_file(path, out, test_size=test_size, seed=seed)
     _print_json({"train": str(train_path), "heldout": str(heldout_path)})
 
@@ -163,7 +202,7 @@ def predict(
 ) -> None:
     """Print the 24 p_<Genre> probabilities and the predicted genres for one plot."""
     with user_errors():
-        text = sys.stdin.read() if plot == "-" else plot
+        text, title = _plot_text(plot), _utf8_text(title, "--title")
         loaded = artifact.load_model(model)
         proba = loaded.predict_proba([{"plot": text, "title": title}])
     record = as_probability_record(proba[0])
@@ -243,7 +282,8 @@ def serve(
 
     Without --model and with no model at the default location, first trains the default (linear) model there.
     """
-    settings = get_settings()
+    with user_errors():
+        settings = _settings()
     directory = model if model is not None else settings.model
     if model is None and not directory.exists():
         err.print(f"[bold]no model at {directory}: training the default (linear) model first")
@@ -270,7 +310,7 @@ def explain(
     from .explain import explain as explain_plot
 
     with user_errors():
-        text = sys.stdin.read() if plot == "-" else plot
+        text, title = _plot_text(plot), _utf8_text(title, "--title")
         result = explain_plot(artifact.load_model(model), text, title=title,
                               top_genres=top_genres, top_terms=top_terms)
     if as_json:

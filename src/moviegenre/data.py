@@ -10,6 +10,7 @@ field and the data rows (1-based, header not counted) with their IDs.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
 import os
@@ -25,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import DataError, DownloadError
+from .errors import DataError, DownloadError, MovieGenreError
 from .genres import GENRES
 
 #: A zip member larger than this is refused (guards against zip bombs).
@@ -183,9 +184,18 @@ def read_table(path: str | Path) -> pd.DataFrame:
         raise DataError(f"{path} is not a well-formed CSV: {exc}") from None
     except pd.errors.EmptyDataError:
         raise DataError(f"{path} is empty; expected a header line and at least one row") from None
+    _refuse_duplicate_columns(text, path)
     frame.columns = [str(c).strip() for c in frame.columns]
     frame.index = frame.index.astype(str)
     return frame
+
+
+def _refuse_duplicate_columns(text: str, path: Path) -> None:
+    # pandas renames a second 'plot' to 'plot.1' and reads the first silently: refuse instead.
+    header = [name.strip() for name in next(csv.reader(io.StringIO(text)), [])]
+    duplicates = sorted({name for name in header if name and header.count(name) > 1})
+    if duplicates:
+        raise DataError(f"{path}: column(s) {duplicates} appear more than once in the header; keep one of each")
 
 
 def describe_rows(frame: pd.DataFrame, mask: np.ndarray) -> str:
@@ -307,14 +317,18 @@ def load_movies(path: str | Path, *, labelled: bool) -> Movies:
 
 def write_csv_atomically(frame: pd.DataFrame, path: Path, **kwargs) -> None:
     """Write ``frame`` as CSV to a temporary sibling, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
             frame.to_csv(handle, **kwargs)
         os.replace(tmp, path)
+    except OSError as exc:
+        culprit = "" if exc.filename in (None, tmp, str(path)) else f" ({exc.filename})"
+        raise MovieGenreError(f"cannot write {path}: {exc.strerror or exc}{culprit}") from None
     finally:
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
 
 

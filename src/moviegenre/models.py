@@ -200,3 +200,50 @@ register(
     )
 )
 
+
+# --- hybrid: the linear model stacked with sentence embeddings -----------------------------
+
+
+def build_hybrid(
+    *,
+    encoder: str,
+    chunk_words: int | None,
+    embedding_C: float,
+    blend_C: float,
+    folds: int,
+    cache_dir: str | None,
+):
+    """The linear kind and a logistic regression on sentence embeddings of the plot, blended
+    per genre by a logistic regression on their out-of-fold scores (see
+    :class:`moviegenre.embeddings.HybridClassifier`)."""
+    from .embeddings import HybridClassifier, SentenceEmbedder, default_embedding_model
+
+    return HybridClassifier(
+        text_model=build_estimator("linear"),
+        embedder=SentenceEmbedder(encoder=encoder, chunk_words=chunk_words, cache_dir=cache_dir),
+        embedding_model=default_embedding_model(C=embedding_C),
+        folds=folds,
+        blend_C=blend_C,
+    )
+
+
+register(
+    ModelKind(
+        name="hybrid",
+        description="The linear model stacked with a classifier on sentence embeddings "
+        "(most accurate; needs moviegenre[embed]).",
+        build=build_hybrid,
+        defaults={
+            "encoder": "sentence-transformers/all-MiniLM-L6-v2",
+            "chunk_words": None,
+            "embedding_C": 1.0,
+            "blend_C": 1.0,
+            "folds": 5,
+            "cache_dir": None,
+        },
+        trusted_types=(
+            "moviegenre.embeddings.HybridClassifier",
+            "moviegenre.embeddings.SentenceEmbedder",
+        ),
+    )
+)

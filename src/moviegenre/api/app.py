@@ -102,27 +102,44 @@ def create_app(model: GenreModel | None = None, settings: Settings | None = None
         app.add_middleware(
             ApiKeyMiddleware, api_key=api_key, public_paths=PUBLIC_PATHS, public_prefixes=PUBLIC_PREFIXES
         )
-        _document_api_key(app)
     app.add_middleware(MetricsMiddleware, metrics=metrics, route_of=route_of)
+    _document_deployment(app, settings, with_api_key=bool(api_key))
     return app
 
 
-def _document_api_key(app: FastAPI) -> None:
-    """Declare the ``x-api-key`` header in the OpenAPI schema, so ``/docs`` can send it."""
+def _document_deployment(app: FastAPI, settings: Settings, *, with_api_key: bool) -> None:
+    """Complete the OpenAPI schema with what depends on the settings: the request limits
+    (so that a client or a fuzzer generating requests from the schema stays within them) and,
+    with a key configured, the ``x-api-key`` header (so ``/docs`` can send it)."""
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = build()
-            schema.setdefault("components", {}).setdefault("securitySchemes", {})["ApiKey"] = {
-                "type": "apiKey",
-                "in": "header",
-                "name": "x-api-key",
-            }
-            for path, operations in schema.get("paths", {}).items():
-                if path not in PUBLIC_PATHS:
-                    for operation in operations.values():
-                        operation["security"] = [{"ApiKey": []}]
+            _document_limits(schema, settings)
+            if with_api_key:
+                _document_api_key(schema)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _document_limits(schema: dict[str, Any], settings: Settings) -> None:
+    models = schema["components"]["schemas"]
+    models["PredictItem"]["properties"]["plot"]["maxLength"] = settings.max_plot_chars
+    models["PredictRequest"]["properties"]["items"]["maxItems"] = settings.max_items
+    for parameter in schema["paths"]["/inference"]["get"]["parameters"]:
+        if parameter["name"] == "plot":
+            parameter["schema"]["maxLength"] = settings.max_plot_chars
+
+
+def _document_api_key(schema: dict[str, Any]) -> None:
+    schema.setdefault("components", {}).setdefault("securitySchemes", {})["ApiKey"] = {
+        "type": "apiKey",
+        "in": "header",
+        "name": "x-api-key",
+    }
+    for path, operations in schema.get("paths", {}).items():
+        if path not in PUBLIC_PATHS:
+            for operation in operations.values():
+                operation["security"] = [{"ApiKey": []}]

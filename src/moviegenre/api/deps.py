@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -19,9 +20,11 @@ from ..predict import GenreModel
 from ..settings import Settings
 from .errors import ApiError
 from .metrics import Metrics
+from .schemas import is_blank
 
 logger = logging.getLogger("moviegenre.api")
 T = TypeVar("T")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass
@@ -48,18 +51,22 @@ class ModelState:
         return self.error or "the model is still loading; retry in a moment"
 
 
-def _settings(request: Request) -> Settings:
+# These dependencies are ``async def`` though they never await: FastAPI runs a plain ``def``
+# dependency in the thread pool, and three thread hops per request cost more than a prediction.
+
+
+async def _settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def _model(request: Request) -> GenreModel:
+async def _model(request: Request) -> GenreModel:
     state: ModelState = request.app.state.model_state
     if state.model is None:
         raise ApiError(503, "model_not_ready", state.not_ready_reason())
     return state.model
 
 
-def _metrics(request: Request) -> Metrics:
+async def _metrics(request: Request) -> Metrics:
     return request.app.state.metrics
 
 
@@ -86,11 +93,25 @@ async def run_limited(settings: Settings, work: Callable[..., T], *args) -> T:
 
 
 def check_plot(plot: str, max_chars: int, where: str) -> None:
-    if not plot.strip():
+    if is_blank(plot):
         raise ApiError(422, "invalid_request", f"{where} is blank; send the movie's plot text")
     if len(plot) > max_chars:
         raise ApiError(
             413,
             "plot_too_long",
             f"{where} has {len(plot):,} characters; the limit is {max_chars:,}",
+        )
+    check_unicode(plot, where)
+
+
+def check_unicode(text: str, where: str) -> None:
+    """A JSON ``\\ud800`` escape decodes to a lone surrogate, which is not text: refuse it
+    here, rather than fail inside the model (which cannot encode it) with a 500."""
+    surrogate = _LONE_SURROGATE.search(text)
+    if surrogate:
+        raise ApiError(
+            422,
+            "invalid_request",
+            f"{where} holds a lone surrogate (U+{ord(surrogate.group()):04X}) at character "
+            f"{surrogate.start()}, which is not valid Unicode; send valid UTF-8 text",
         )

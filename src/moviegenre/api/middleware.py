@@ -96,8 +96,9 @@ class RequestLimitsMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        # Mangum gives raw_path None; the decoded path is never longer than the raw one.
-        path_bytes = len(scope.get("raw_path") or scope["path"].encode())
+        # Mangum gives raw_path None; the decoded path is never longer than the raw one. A
+        # Lambda event's path is JSON, which can hold a lone surrogate: count it, don't fail.
+        path_bytes = len(scope.get("raw_path") or scope["path"].encode("utf-8", "surrogatepass"))
         if path_bytes + len(scope.get("query_string", b"")) > self.max_url_bytes:
             response = error_response(
                 414,

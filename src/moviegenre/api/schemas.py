@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -20,6 +21,18 @@ _EXAMPLE_PROBABILITIES = dict(
         strict=True,
     )
 )  # fmt: skip
+
+
+#: A character that is not whitespace, neither to Python (``str.isspace``) nor to JSON Schema
+#: (ECMAScript's ``\\s`` adds U+FEFF), spelled out so both regex engines read it alike: a plot
+#: must hold one, or the API answers 422 "blank", and the schema says the same.
+NOT_BLANK_PATTERN = r"[^\t\n\v\f\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]"
+NOT_BLANK: dict[str, Any] = {"minLength": 1, "pattern": NOT_BLANK_PATTERN}
+_NOT_BLANK = re.compile(NOT_BLANK_PATTERN)
+
+
+def is_blank(text: str) -> bool:
+    return _NOT_BLANK.search(text) is None
 
 
 class ErrorDetail(BaseModel):
@@ -62,13 +75,16 @@ class PredictItem(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: str = Field(min_length=1, max_length=256, description="Your identifier, echoed back.")
-    plot: str = Field(description="The plot synopsis (not blank; length limit: `GET /v1/limits`).")
+    plot: str = Field(
+        description="The plot synopsis (not blank; length limit: `GET /v1/limits`).",
+        json_schema_extra=NOT_BLANK,
+    )
     title: str | None = Field(default=None, max_length=1000, description="Optional movie title.")
 
     @field_validator("plot")
     @classmethod
     def _not_blank(cls, plot: str) -> str:
-        if not plot.strip():
+        if is_blank(plot):
             raise ValueError("plot is blank; send the movie's plot text")
         return plot
 

@@ -1,0 +1,227 @@
+"""Faulty model directories: each is refused with a clear error, and the server stays up.
+
+For every kind of damage (altered, truncated, missing or invalid ``model.json``, a foreign or
+hostile type inside ``model.skops``, a model made by another scikit-learn...) the library
+refuses the directory with a :class:`ModelError` that says what is wrong, and an app built on
+it answers ``/healthz`` 200 but ``/readyz`` and the prediction routes 503 with that reason,
+rather than crash and be restarted in a loop. One case runs against a real ``moviegenre serve``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import re
+import shutil
+import time
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+import skops.io
+from fastapi.testclient import TestClient
+from reliability_support import assert_json_error, serving, settings_for
+
+from moviegenre.api.app import create_app
+from moviegenre.artifact import METADATA_FILE, MODEL_FILE, load_model
+from moviegenre.data import sha256_of
+from moviegenre.errors import ModelError
+from moviegenre.examples import EXAMPLE_PLOTS
+
+FAST_FILE = "fast.npz"  # the compiled form of a linear model, when the directory has one
+
+
+class Evil:
+    """Stands for any class a hostile model file could name."""
+
+
+def _meta(directory: Path) -> dict:
+    return json.loads((directory / METADATA_FILE).read_text())
+
+
+def _write_meta(directory: Path, meta) -> None:
+    (directory / METADATA_FILE).write_text(json.dumps(meta))
+
+
+def _edit_meta(**changes) -> Callable[[Path], None]:
+    def edit(directory: Path) -> None:
+        _write_meta(directory, {**_meta(directory), **changes})
+
+    return edit
+
+
+def _replace_model_file(payload: Callable[[Path], None], *, forge_fast_path: bool = False) -> Callable[[Path], None]:
+    """Write another ``model.skops`` and record its checksum in model.json, as someone who can
+    write the directory would: the checksum then matches, and only the content can betray it."""
+
+    def replace(directory: Path) -> None:
+        path = directory / MODEL_FILE
+        payload(path)
+        meta = _meta(directory)
+        meta["artifact"] = {**meta["artifact"], "sha256": sha256_of(path), "bytes": path.stat().st_size}
+        if forge_fast_path and "fast_path" in meta:
+            meta["fast_path"]["model_sha256"] = meta["artifact"]["sha256"]
+        _write_meta(directory, meta)
+
+    return replace
+
+
+def _flip_a_byte(name: str) -> Callable[[Path], None]:
+    def flip(directory: Path) -> None:
+        path = directory / name
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        path.write_bytes(bytes(data))
+
+    return flip
+
+
+def _truncate(directory: Path) -> None:
+    path = directory / MODEL_FILE
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 3])
+
+
+def _other_sklearn(directory: Path) -> None:
+    meta = _meta(directory)
+    meta["versions"]["scikit-learn"] = "0.24.2"
+    _write_meta(directory, meta)
+
+
+def _not_a_skops_zip(path: Path) -> None:
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("readme.txt", "a zip, but not a skops file")
+
+
+#: name -> (damage done to a copy of a good model directory, what the error must say)
+CASES: dict[str, tuple[Callable[[Path], None], str]] = {
+    "flipped-byte": (_flip_a_byte(MODEL_FILE), r"model\.skops has been altered or truncated"),
+    "truncated": (_truncate, r"model\.skops has been altered or truncated"),
+    "model-file-missing": (lambda d: (d / MODEL_FILE).unlink(), r"model\.skops is missing"),
+    "model-json-missing": (lambda d: (d / METADATA_FILE).unlink(), r"has no model\.json"),
+    "model-json-not-json": (lambda d: (d / METADATA_FILE).write_text("{not json"), "is not valid JSON"),
+    "model-json-binary": (lambda d: (d / METADATA_FILE).write_bytes(b"\xff\xfe\x00garbage"), "is not valid JSON"),
+    "model-json-a-list": (lambda d: (d / METADATA_FILE).write_text("[1, 2]"), "must hold a JSON object"),
+    "model-json-lacks-fields": (lambda d: _write_meta(d, {"id": "x"}), r"lacks field\(s\)"),
+    "format-from-the-future": (_edit_meta(format_version=99), "format_version 99"),
+    "genres-reordered": (_edit_meta(genres=["Western", "Action"]), "field 'genres'"),
+    "artifact-field-malformed": (_edit_meta(artifact="model.skops"), "field 'artifact' is malformed"),
+    "other-scikit-learn": (_other_sklearn, "made with scikit-learn 0.24.2"),
+    "unknown-type": (
+        _replace_model_file(lambda p: skops.io.dump({"pipeline": Evil()}, p)),
+        r"not on moviegenre's trusted list.*Evil",
+    ),
+    "names-os-system": (
+        _replace_model_file(lambda p: skops.io.dump({"run": os.system}, p)),
+        r"not on moviegenre's trusted list.*system",
+    ),
+    "a-pickle": (
+        _replace_model_file(lambda p: p.write_bytes(pickle.dumps({"x": 1}))),
+        "not a readable skops file",
+    ),
+    "empty-model-file": (_replace_model_file(lambda p: p.write_bytes(b"")), "not a readable skops file"),
+    "zip-but-not-skops": (_replace_model_file(_not_a_skops_zip), "not a readable skops file"),
+    "fast-path-altered": (_flip_a_byte(FAST_FILE), r"fast\.npz has been altered or truncated"),
+    "fast-path-missing": (lambda d: (d / FAST_FILE).unlink(), r"fast\.npz is missing"),
+}
+NEEDS_FAST_FILE = {"fast-path-altered", "fast-path-missing"}
+
+
+@pytest.fixture
+def damaged(request, small_model_dir, tmp_path) -> tuple[Path, str]:
+    name = request.param
+    if name in NEEDS_FAST_FILE and not (small_model_dir / FAST_FILE).exists():
+        pytest.skip(f"this model directory has no {FAST_FILE}")
+    directory = Path(shutil.copytree(small_model_dir, tmp_path / "model"))
+    damage, reason = CASES[name]
+    damage(directory)
+    return directory, reason
+
+
+@pytest.mark.parametrize("damaged", list(CASES), indirect=True)
+def test_the_library_refuses_it_with_a_clear_error(damaged):
+    directory, reason = damaged
+    with pytest.raises(ModelError, match=reason) as refused:
+        load_model(directory)
+    assert str(directory) in str(refused.value)  # says which model
+
+
+@pytest.mark.parametrize("damaged", list(CASES), indirect=True)
+def test_the_app_stays_up_and_reports_not_ready(damaged):
+    directory, reason = damaged
+    with TestClient(create_app(settings=settings_for(directory)), raise_server_exceptions=False) as client:
+        assert client.get("/healthz").json() == {"status": "ok"}
+        assert_json_error(client.get("/readyz"), 503, "model_not_ready")
+        assert_reason(client.get("/readyz"), reason)
+        assert_json_error(client.get("/inference", params={"plot": EXAMPLE_PLOTS["E2"]}), 503, "model_not_ready")
+        items = {"items": [{"id": "e2", "plot": EXAMPLE_PLOTS["E2"]}]}
+        assert_json_error(client.post("/v1/predict", json=items), 503, "model_not_ready")
+        assert_json_error(client.get("/v1/model"), 503, "model_not_ready")
+        assert client.get("/metrics").status_code == 200
+        assert client.get("/v1/limits").status_code == 200
+
+
+def assert_reason(response: httpx.Response, reason: str) -> None:
+    message = response.json()["error"]["message"]
+    assert re.search(reason, message), message
+
+
+@pytest.mark.parametrize("damaged", ["unknown-type", "other-scikit-learn"], indirect=True)
+def test_lambda_style_loading_records_the_failure_instead_of_raising(damaged):
+    directory, reason = damaged
+    app = create_app(settings=settings_for(directory), load_now=True)  # what the Lambda handler does
+    assert app.state.model_state.model is None
+    with TestClient(app) as client:
+        assert_reason(client.get("/readyz"), reason)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="load_model (artifact.py, not owned here) checks model.skops' types only when the "
+    "pipeline is first used if fast.npz is listed: a directory whose model.skops names a foreign "
+    "type loads and serves (no code runs: fast.npz is plain arrays), and is refused only later",
+)
+def test_a_foreign_type_is_refused_at_load_even_beside_a_consistent_fast_path(small_model_dir, tmp_path):
+    if not (small_model_dir / FAST_FILE).exists():
+        pytest.skip(f"this model directory has no {FAST_FILE}")
+    directory = Path(shutil.copytree(small_model_dir, tmp_path / "model"))
+    _replace_model_file(lambda p: skops.io.dump({"pipeline": Evil()}, p), forge_fast_path=True)(directory)
+    with pytest.raises(ModelError, match="not on moviegenre's trusted list"):
+        load_model(directory)
+
+
+# --- a real server --------------------------------------------------------------------------
+
+
+def test_serve_with_a_hostile_model_stays_up_not_ready(small_model_dir, tmp_path):
+    directory = Path(shutil.copytree(small_model_dir, tmp_path / "model"))
+    _replace_model_file(lambda p: skops.io.dump({"run": os.system}, p))(directory)
+    with serving(["--model", str(directory)], tmp_path / "serve.log", wait_for=503) as server:
+        pid = server.process.pid
+        for _ in range(3):  # still the same process, still up, still saying why
+            response = httpx.get(server.base + "/readyz")
+            assert_json_error(response, 503, "model_not_ready")
+            assert_reason(response, "not on moviegenre's trusted list")
+            assert httpx.get(server.base + "/healthz").status_code == 200
+            time.sleep(0.5)
+        assert_json_error(httpx.get(server.base + "/inference", params={"plot": "a plot"}), 503, "model_not_ready")
+        assert server.alive() and server.process.pid == pid
+    log = server.log.read_text()
+    assert "not on moviegenre's trusted list" in log
+    assert "Traceback" not in log  # a refusal is logged as one line, not as a crash
+
+
+@pytest.mark.slow
+def test_serve_with_workers_and_a_bad_model_does_not_crash_loop(small_model_dir, tmp_path):
+    directory = Path(shutil.copytree(small_model_dir, tmp_path / "model"))
+    _other_sklearn(directory)
+    args = ["--model", str(directory), "--workers", "2"]
+    with serving(args, tmp_path / "serve.log", wait_for=503, within_s=240) as server:
+        for _ in range(10):
+            response = httpx.get(server.base + "/readyz")
+            assert response.status_code == 503 and "scikit-learn 0.24.2" in response.text
+            time.sleep(0.3)
+        assert server.alive()
+    assert server.log.read_text().count("Started server process") <= 3  # the supervisor and two workers

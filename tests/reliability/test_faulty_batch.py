@@ -1,0 +1,201 @@
+"""Faulty input to ``moviegenre score``: a clear error naming what and where, and no output.
+
+Malformed CSV lines, a wrong encoding, missing or duplicated columns, an empty file, a header
+with no rows, a bad year: each fails with exit code 2 and one line naming the file and the row,
+line or column, and leaves nothing in the output folder: no output, no rejects file, no
+temporary file; an output from an earlier run is left as it was. The Dask engine reads input
+the same way; it is checked on one shared local cluster.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import zipfile
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from moviegenre import cli
+from moviegenre.errors import DataError, MovieGenreError
+
+GOOD = ",year,title,plot\n1,1999,A,a cowboy rides into a frontier town .\n2,2001,B,a ghost haunts a house .\n"
+
+#: name -> (file name, bytes, what the one-line error must say after the file's path)
+BAD_INPUTS: dict[str, tuple[str, bytes, str]] = {
+    "extra-field": (
+        "in.csv",
+        b",year,title,plot\n1,1999,A,a cowboy .\n2,2001,B,a ghost,haunts\n3,2002,C,a war .\n",
+        r"is not a well-formed CSV: .*Expected 4 fields in line 3, saw 5",
+    ),
+    "unterminated-quote": (
+        "in.csv",
+        b',year,title,plot\n1,1999,A,"a cowboy rides .\n2,2001,B,a ghost .\n',
+        r"is not a well-formed CSV: .*EOF inside string",
+    ),
+    "latin-1": (
+        "in.csv",
+        ",year,title,plot\n1,2001,Amélie,a girl in paris .\n".encode("latin-1"),
+        r"is not valid UTF-8: byte 0xe9 at offset \d+ \(line 2\)",
+    ),
+    "utf-16": (
+        "in.csv",
+        GOOD.encode("utf-16"),
+        r"is not valid UTF-8: byte 0xff at offset 0 \(line 1\)",
+    ),
+    "no-plot-column": (
+        "in.csv",
+        b",year,title,synopsis\n1,1999,A,a cowboy .\n",
+        r"lacks required column\(s\) \['plot'\]; it has \['year', 'title', 'synopsis'\]",
+    ),
+    "plot-column-twice": (
+        "in.csv",
+        b",year,plot,title,plot\n1,1999,a cowboy .,A,a ghost .\n",
+        r"column\(s\) \['plot'\] appear more than once in the header",
+    ),
+    "empty-file": ("in.csv", b"", r"is empty; expected a header line and at least one row"),
+    "blank-lines": ("in.csv", b"\n \n\n", r"is empty; expected a header line and at least one row"),
+    "header-only": ("in.csv", b",year,title,plot\n", r"has a header but no rows"),
+    "bad-year": (
+        "in.csv",
+        b",year,title,plot\n1,1999,A,a cowboy .\n2,MCMXC,B,a ghost .\n",
+        r"field 'year' must be a year between 1800 and 2200 or empty; bad value in data row 2 \(ID 2\)",
+    ),
+    "zip-of-two-csvs": ("in.zip", b"", r"must hold exactly one \.csv file"),
+    "not-a-zip": ("in.zip", b"PK\x03\x04 not really a zip", r"is not a readable zip file"),
+    "not-parquet": ("in.parquet", b"PAR1 not really parquet", r"is not a readable Parquet file"),
+}
+
+
+def write_input(folder: Path, name: str) -> Path:
+    file_name, content, _ = BAD_INPUTS[name]
+    path = folder / file_name
+    if name == "zip-of-two-csvs":
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr("a.csv", GOOD)
+            archive.writestr("b.csv", GOOD)
+    else:
+        path.write_bytes(content)
+    return path
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.rglob("*"))
+
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def score(small_model, small_model_dir):
+    """``moviegenre score`` in process, with the session's model (loading it is tested apart)."""
+
+    def load_model(directory):
+        assert str(directory) == str(small_model_dir)
+        return small_model
+
+    def run(*args):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(cli.artifact, "load_model", load_model)
+            return runner.invoke(cli.app, ["score", "--model", str(small_model_dir), *map(str, args)])
+
+    return run
+
+
+def assert_one_line_error(result, pattern: str) -> None:
+    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
+    message = " ".join(result.stderr.split())  # rich may wrap a long line
+    assert message.startswith("error: "), result.stderr
+    assert re.search(pattern, message), message
+    assert "Traceback" not in result.output and result.stdout == ""
+
+
+@pytest.mark.parametrize("name", list(BAD_INPUTS))
+def test_bad_input_is_a_clear_error_and_writes_nothing(score, tmp_path, name):
+    source = write_input(tmp_path, name)
+    out_dir = tmp_path / "out"
+    result = score(source, "-o", out_dir / "scores.csv")
+    assert_one_line_error(result, re.escape(str(source)) + r"\b.*" + BAD_INPUTS[name][2])
+    assert not out_dir.exists() or leftovers(out_dir) == []
+
+
+def test_a_bad_second_file_leaves_no_output_and_an_earlier_output_untouched(score, tmp_path):
+    good, bad = tmp_path / "good.csv", write_input(tmp_path, "extra-field")
+    good.write_text(GOOD, encoding="utf-8")
+    out = tmp_path / "out" / "scores.csv"
+    assert score(good, "-o", out).exit_code == 0
+    earlier = out.read_bytes()
+
+    result = score(good, bad, "-o", out)
+
+    assert_one_line_error(result, re.escape(str(bad)) + ".*line 3")
+    assert out.read_bytes() == earlier
+    assert leftovers(out.parent) == ["scores.csv"]
+
+
+@pytest.mark.parametrize(
+    ("output", "message"),
+    [
+        ("out/dir.csv", r"output .*dir\.csv is a directory"),
+        ("file.csv/scores.csv", r"cannot write .*scores\.csv"),
+    ],
+)
+def test_an_output_that_cannot_be_written_is_a_clear_error(score, tmp_path, output, message):
+    (tmp_path / "out" / "dir.csv").mkdir(parents=True)
+    (tmp_path / "file.csv").write_text("a file, not a folder", encoding="utf-8")
+    source = tmp_path / "good.csv"
+    source.write_text(GOOD, encoding="utf-8")
+    result = score(source, "-o", tmp_path / output)
+    assert_one_line_error(result, message)
+    assert leftovers(tmp_path / "out") == ["dir.csv"]
+    assert (tmp_path / "file.csv").read_text(encoding="utf-8") == "a file, not a folder"
+
+
+def test_the_library_raises_data_errors_not_pandas_errors(small_model, tmp_path):
+    from moviegenre.batch import score_files
+
+    for name in BAD_INPUTS:
+        folder = tmp_path / name
+        folder.mkdir()
+        with pytest.raises(DataError):
+            score_files(small_model, [write_input(folder, name)], folder / "out" / "scores.csv")
+        assert not (folder / "out").exists() or leftovers(folder / "out") == []
+
+
+# --- the Dask engine ---------------------------------------------------------------------------
+
+distributed = pytest.importorskip("distributed")
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0", silence_logs=logging.ERROR
+    ) as local_cluster:
+        yield local_cluster.scheduler_address
+
+
+@pytest.mark.parametrize("name", ["extra-field", "latin-1", "header-only", "no-plot-column"])
+@pytest.mark.parametrize("out_name", ["scores.csv", "scores.parquet"])
+def test_dask_engine_bad_second_file_leaves_nothing(cluster, small_model_dir, tmp_path, name, out_name):
+    from moviegenre.batch_dask import score_files_dask
+
+    good, bad = tmp_path / "good.csv", write_input(tmp_path, name)
+    rows = "".join(f"{i},1999,T{i},a cowboy rides into town number {i} .\n" for i in range(12))
+    good.write_text(",year,title,plot\n" + rows, encoding="utf-8")
+    out_dir = tmp_path / "out"
+    with pytest.raises(MovieGenreError, match=re.escape(str(bad)) + r"\b.*" + BAD_INPUTS[name][2]):
+        # One plot a partition: most of the first file is scored and written to the temporary
+        # output (at most 4 partitions are in flight) before the second file fails.
+        score_files_dask(small_model_dir, [good, bad], out_dir / out_name, scheduler=cluster, partition_rows=1)
+    assert not out_dir.exists() or leftovers(out_dir) == []
+
+
+def test_dask_engine_from_the_command_line(cluster, small_model_dir, tmp_path):
+    bad = write_input(tmp_path, "extra-field")
+    result = runner.invoke(cli.app, ["score", "--model", str(small_model_dir), str(bad), "-o",
+                                     str(tmp_path / "out" / "scores.csv"), "--engine", "dask",
+                                     "--scheduler", cluster])  # fmt: skip
+    assert_one_line_error(result, re.escape(str(bad)) + r" is not a well-formed CSV: .*line 3")
+    assert not (tmp_path / "out").exists() or leftovers(tmp_path / "out") == []

@@ -1,0 +1,137 @@
+"""Request limits: enforced, and set by ``MOVIEGENRE_*`` environment variables.
+
+Each limit is read from the environment the way ``moviegenre serve`` and the Lambda handler
+read it (``Settings()``), and each test sends the same request under two values of the setting:
+accepted under one, refused under the other with the documented error. A real ``moviegenre
+serve`` with limits from the environment is exercised in test_load.py.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from fastapi.testclient import TestClient
+from reliability_support import assert_json_error
+from typer.testing import CliRunner
+
+from moviegenre import cli
+from moviegenre.api.app import create_app, max_url_bytes
+from moviegenre.examples import EXAMPLE_PLOTS
+from moviegenre.settings import Settings, get_settings
+
+PLOT = (EXAMPLE_PLOTS["E1"] + " ") * 2  # 600-odd characters of a real plot
+
+
+@pytest.fixture
+def app_with_env(small_model, monkeypatch):
+    """An app built from ``MOVIEGENRE_*`` variables (and no others from the caller's shell)."""
+    clients = []
+
+    def build(**variables: str | int | float) -> TestClient:
+        with monkeypatch.context() as env:
+            for name in list(Settings.model_fields):
+                env.delenv(f"MOVIEGENRE_{name.upper()}", raising=False)
+            for name, value in variables.items():
+                env.setenv(f"MOVIEGENRE_{name.upper()}", str(value))
+            settings = Settings()
+        client = TestClient(create_app(small_model, settings))
+        clients.append(client.__enter__())
+        return client
+
+    yield build
+    for client in clients:
+        client.__exit__(None, None, None)
+
+
+def predict_body(n_items: int, plot: str = PLOT) -> bytes:
+    return json.dumps({"items": [{"id": f"m{i}", "plot": plot} for i in range(n_items)]}).encode()
+
+
+def post(client: TestClient, body: bytes):
+    return client.post("/v1/predict", content=body, headers={"content-type": "application/json"})
+
+
+def test_max_plot_chars(app_with_env):
+    plot = PLOT[:300]
+    strict, loose = app_with_env(max_plot_chars=299), app_with_env(max_plot_chars=300)
+    for client, limit in ((strict, 299), (loose, 300)):
+        assert client.get("/v1/limits").json()["max_plot_chars"] == limit
+    error = assert_json_error(strict.get("/inference", params={"plot": plot}), 413, "plot_too_long")
+    assert "300 characters; the limit is 299" in error["message"]
+    assert_json_error(post(strict, predict_body(2, plot)), 413, "plot_too_long")
+    assert loose.get("/inference", params={"plot": plot}).status_code == 200
+    assert post(loose, predict_body(2, plot)).status_code == 200
+
+
+def test_the_url_limit_follows_max_plot_chars(app_with_env):
+    small, default = app_with_env(max_plot_chars=100), app_with_env()
+    target = "/inference?plot=" + "a" * 6_000
+    assert len(target) > max_url_bytes(Settings(max_plot_chars=100))
+    assert_json_error(small.get(target), 414, "uri_too_long")
+    assert default.get(target).status_code == 200
+
+
+def test_max_items(app_with_env):
+    body = predict_body(5)
+    strict, loose = app_with_env(max_items=4), app_with_env(max_items=5)
+    error = assert_json_error(post(strict, body), 413, "too_many_items")
+    assert "5 items in one request; the limit is 4" in error["message"]
+    assert len(post(loose, body).json()["predictions"]) == 5
+    assert loose.get("/v1/limits").json()["max_items"] == 5
+
+
+def test_max_body_bytes(app_with_env):
+    body = predict_body(3)
+    strict, loose = app_with_env(max_body_bytes=len(body) - 1), app_with_env(max_body_bytes=len(body))
+    error = assert_json_error(post(strict, body), 413, "payload_too_large")
+    assert f"larger than {len(body) - 1:,} bytes" in error["message"]
+    assert post(loose, body).status_code == 200
+
+    def chunks():  # no content-length: counted as it arrives
+        yield body[:100]
+        yield body[100:]
+
+    response = strict.post("/v1/predict", content=chunks(), headers={"content-type": "application/json"})
+    assert_json_error(response, 413, "payload_too_large")
+
+
+def test_request_timeout_s(app_with_env):
+    # A real model on real work: 200 plots of 15,000 characters take far longer than 1 ms.
+    body = predict_body(200, (PLOT * 30)[:15_000])
+    strict, loose = app_with_env(request_timeout_s=0.001), app_with_env(request_timeout_s=120)
+    error = assert_json_error(post(strict, body), 504, "timeout")
+    assert "longer than 0.001 s" in error["message"]
+    assert strict.get("/healthz").status_code == 200  # the server is still answering
+    response = post(loose, body)
+    assert response.status_code == 200 and len(response.json()["predictions"]) == 200
+
+
+def test_api_key(app_with_env):
+    open_app, keyed = app_with_env(), app_with_env(api_key="s3cret-from-env")
+    assert open_app.get("/v1/limits").status_code == 200
+    assert_json_error(keyed.get("/v1/limits"), 401, "unauthorized")
+    assert_json_error(keyed.get("/v1/limits", headers={"x-api-key": "wrong"}), 401, "unauthorized")
+    assert keyed.get("/v1/limits", headers={"x-api-key": "s3cret-from-env"}).status_code == 200
+    assert keyed.get("/healthz").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("MOVIEGENRE_MAX_ITEMS", "0", "MOVIEGENRE_MAX_ITEMS='0': Input should be greater than 0"),
+        ("MOVIEGENRE_MAX_PLOT_CHARS", "many", "MOVIEGENRE_MAX_PLOT_CHARS='many': Input should be a valid integer"),
+        ("MOVIEGENRE_MAX_BODY_BYTES", "-5", "MOVIEGENRE_MAX_BODY_BYTES='-5': Input should be greater than 0"),
+        ("MOVIEGENRE_REQUEST_TIMEOUT_S", "soon", "MOVIEGENRE_REQUEST_TIMEOUT_S='soon': Input should be a valid number"),
+    ],
+)
+def test_a_bad_setting_stops_serve_with_one_line_naming_it(small_model_dir, monkeypatch, variable, value, message):
+    monkeypatch.setenv(variable, value)
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(cli.app, ["serve", "--model", str(small_model_dir), "--port", "9"])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 2, (result.output, result.exception)
+    assert result.stderr.startswith("error: bad setting: ") and message in " ".join(result.stderr.split())
+    assert "Traceback" not in result.output

@@ -1,0 +1,119 @@
+"""The benchmark command runs end to end. Benchmarks are not timed tests: CI runs the short
+smoke version (small samples, 2-second wrk runs) and checks that every measurement and goal is
+reported, not how fast anything was."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+RUN = REPO / "benchmarks" / "run.py"
+HAVE_WRK = shutil.which("wrk") is not None
+IN_CI = bool(os.environ.get("CI"))
+
+WRK_OUTPUT = """\
+Running 2s test @ http://127.0.0.1:8000/healthz
+  1 threads and 4 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency     1.32ms    2.01ms  40.11ms   97.10%
+    Req/Sec     2.36k   389.82     3.64k    83.75%
+  Latency Distribution
+     50%  812.00us
+     75%    1.17ms
+     90%    1.53ms
+     99%    1.20s
+  4690 requests in 2.00s, 654.12KB read
+  Socket errors: connect 0, read 2, write 0, timeout 1
+  Non-2xx or 3xx responses: 5
+Requests/sec:   2345.36
+Transfer/sec:    327.03KB
+"""
+
+
+def load_run_module():
+    spec = importlib.util.spec_from_file_location("benchmarks_run", RUN)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault(spec.name, module)  # dataclasses look their module up there
+    spec.loader.exec_module(sys.modules[spec.name])
+    return sys.modules[spec.name]
+
+
+def test_wrk_output_is_parsed_with_its_units_and_errors():
+    parsed = load_run_module().parse_wrk(WRK_OUTPUT)
+    assert parsed["requests"] == 4690 and parsed["seconds"] == 2.0
+    assert parsed["requests_per_s"] == 2345.36
+    assert parsed["p50_ms"] == pytest.approx(0.812) and parsed["p99_ms"] == pytest.approx(1200.0)
+    assert parsed["errors"] == 8
+    assert parsed["error_detail"] == {"non_2xx": 5, "connect": 0, "read": 2, "write": 0, "timeout": 1}
+
+
+@pytest.fixture(scope="module")
+def smoke(dev_zip, testing_zip, tmp_path_factory):
+    """``python benchmarks/run.py --smoke``, once for the module; its JSON report."""
+    if not HAVE_WRK and IN_CI:
+        pytest.fail("wrk is not installed; CI installs it (make system-deps)")
+    folder = tmp_path_factory.mktemp("bench")
+    command = [sys.executable, str(RUN), "--smoke", "--data", str(dev_zip), "--testing", str(testing_zip),
+               "--json", str(folder / "report.json"), "--work-dir", str(folder / "work")]  # fmt: skip
+    if not HAVE_WRK:
+        command.append("--no-http")
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert "| goal |" in done.stdout
+    return json.loads((folder / "report.json").read_text())
+
+
+@pytest.mark.benchmark
+def test_smoke_run_measures_every_kind(smoke):
+    kinds = smoke["kinds"]
+    assert set(kinds) >= {"linear", "linear (pipeline)", "seed"}
+    linear = kinds["linear"]
+    assert linear["training"]["rows"] == 600 and linear["training"]["peak_rss_bytes"] > 50e6
+    assert {"model.skops", "model.json", "fast.npz"} <= set(linear["artifact"]["files"])
+    assert 0 < linear["cold_start"]["in_process_s"] < linear["cold_start"]["wall_s"]
+    assert linear["cold_start"]["fast"] and linear["inference"]["fast"]
+    single = linear["inference"]["single"]
+    assert single["n"] == 200 and 0 < single["p50_ms"] <= single["p99_ms"]
+    for key in ("batch", "vectorizer", "two_processes", "two_threads"):
+        assert linear["inference"][key]["plots_per_s"] > 0
+    assert kinds["linear (pipeline)"]["inference"]["fast"] is False
+    seed = kinds["seed"]
+    assert seed["training"]["sample"] == 60 and not seed["inference"]["fast"]
+    assert seed["inference"]["reload_per_request_s"] > 0
+
+
+@pytest.mark.benchmark
+def test_smoke_run_reports_each_goal_with_a_measurement(smoke):
+    goals = {goal["goal"]: goal for goal in smoke["goals"]}
+    expected = {
+        "single-plot p50, in process", "single plot vs the original loaded once",
+        "the original reloading its model per request", "batch vs the vectorizer alone",
+        "batch on both cores (2 forked processes)", "cold start (fresh process)", "default model artifact",
+        "training time (default command)", "training peak memory",
+    }  # fmt: skip
+    assert expected <= set(goals)
+    assert all(isinstance(goal["measured"], int | float) and math.isfinite(goal["measured"]) for goal in goals.values())
+    assert smoke["machine"]["usable_cores"] >= 1 and len(smoke["load_average"]["end"]) == 3
+    assert "| kind |" in smoke["tables"] and "Load average" in smoke["tables"]
+
+
+@pytest.mark.benchmark
+def test_smoke_run_serves_with_zero_errors(smoke):
+    if not HAVE_WRK:
+        pytest.skip("wrk is not installed (apt-get install wrk): the HTTP part was not run")
+    web = smoke["http"]
+    for endpoint in ("healthz", "inference"):
+        assert web[endpoint]["requests_per_s"] > 0
+        assert web[endpoint]["errors"] == 0
+        assert 0 < web[endpoint]["p50_ms"] <= web[endpoint]["p99_ms"]
+    assert 0 < web["ratio"] < 2
+    assert {"GET /inference vs GET /healthz (wrk)", "HTTP errors"} <= {goal["goal"] for goal in smoke["goals"]}

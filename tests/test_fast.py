@@ -1,0 +1,270 @@
+"""The compiled linear model (moviegenre.fast): the pipeline's exact features and probabilities,
+a bundle that loads without scikit-learn, and the same checks on load as model.skops."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import subprocess
+import sys
+import zipfile
+
+import joblib
+import numpy as np
+import pytest
+import skops.io
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import E1_PLOT, E2_PLOT
+from moviegenre.artifact import METADATA_FILE, MODEL_FILE, load_model, save_model
+from moviegenre.data import load_movies, sha256_of
+from moviegenre.errors import DataError, ModelError
+from moviegenre.fast import (
+    BUNDLE_FILE,
+    NotCompilable,
+    compile_pipeline,
+    load_bundle,
+    predict_proba_processes,
+    save_bundle,
+)
+from moviegenre.models import build_estimator
+from moviegenre.predict import GenreModel, items_to_columns, items_to_frame
+from moviegenre.train import compact_for_storage
+
+TOLERANCE = 1e-9
+
+
+@pytest.fixture(scope="module")
+def testing_frame(testing_zip):
+    return load_movies(testing_zip, labelled=False).frame
+
+
+@pytest.fixture(scope="module")
+def pipeline(small_model_dir):
+    """The scikit-learn pipeline, read from model.skops (the reference)."""
+    return load_model(small_model_dir).pipeline
+
+
+@pytest.fixture
+def model_copy(small_model_dir, tmp_path):
+    return shutil.copytree(small_model_dir, tmp_path / "model")
+
+
+def fit(estimator, movies):
+    # As train() does: one fit at a time (liblinear is not thread-safe; see test_train_concurrency).
+    with joblib.parallel_backend("sequential"):
+        return estimator.fit(movies.frame, movies.labels)
+
+
+def columns(frame):
+    return list(frame["plot"]), list(frame["title"]), frame["year"].to_numpy()
+
+
+# --- equal to the pipeline ---------------------------------------------------------------------
+
+
+def test_features_and_probabilities_equal_the_pipeline_on_the_testing_file(small_model, pipeline, testing_frame):
+    fast = small_model.fast
+    assert fast is not None, "a linear model directory is loaded through its compiled form"
+    expected_x = pipeline.named_steps["features"].transform(testing_frame).tocsr()
+    expected_x.sort_indices()
+    x = fast.transform(*columns(testing_frame))
+    assert x.shape == expected_x.shape and x.nnz == expected_x.nnz > 0
+    assert np.array_equal(x.indptr, expected_x.indptr)
+    assert np.array_equal(x.indices, expected_x.indices)
+    assert np.array_equal(x.data, expected_x.data), "TF-IDF values must be equal bit for bit"
+
+    expected = pipeline.named_steps["classifier"].predict_proba(expected_x)
+    proba = small_model.predict_proba(testing_frame)
+    assert proba.shape == (len(testing_frame), 24)
+    assert np.abs(proba - expected).max() <= TOLERANCE
+
+
+def test_one_plot_at_a_time_equals_the_batch(small_model, testing_frame):
+    sample = testing_frame.iloc[:200]
+    batch = small_model.predict_proba(sample)
+    one_by_one = np.vstack([small_model.predict_proba([row]) for row in sample.to_dict("records")])
+    assert np.abs(one_by_one - batch).max() <= TOLERANCE
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    plot=st.text(st.characters(codec="utf-8"), min_size=1, max_size=300),
+    title=st.text(st.characters(codec="utf-8"), max_size=30),
+    year=st.one_of(st.none(), st.integers(1880, 2030)),
+)
+def test_any_text_gets_the_pipelines_features(small_model, pipeline, plot, title, year):
+    """Odd whitespace, accents, digits and symbols: the same tokens and n-grams as scikit-learn."""
+    item = {"plot": plot + " x", "title": title, "year": year}
+    expected = pipeline.named_steps["features"].transform(items_to_frame([item])).tocsr()
+    expected.sort_indices()
+    ids, values = small_model.fast.features_one(item["plot"], title, math.nan if year is None else float(year))
+    assert np.array_equal(ids, expected.indices)
+    assert np.array_equal(values, expected.data)
+
+
+@pytest.mark.filterwarnings("ignore:Label not .* is present in all training")
+def test_genres_with_a_single_class_in_training_keep_their_constant(dev_movies):
+    """On 300 movies some genres have no positive: scikit-learn fits a constant predictor."""
+    sample = dev_movies.subset(np.arange(300))
+    constant = sample.labels.sum(axis=0) == 0
+    assert constant.any()
+    fitted = compact_for_storage(fit(build_estimator("linear"), sample))
+    fast = compile_pipeline(fitted)
+    expected = fitted.predict_proba(items_to_frame([E1_PLOT, E2_PLOT]))
+    proba = fast.predict_proba([E1_PLOT, E2_PLOT])
+    assert np.abs(proba - expected).max() <= TOLERANCE
+    assert np.all(proba[:, constant] == 0.0)
+
+
+@pytest.mark.filterwarnings("ignore:Label not .* is present in all training")
+def test_other_pipelines_are_not_compiled_and_use_the_pipeline(dev_movies):
+    sample = dev_movies.subset(np.arange(300))
+    custom = build_estimator("linear")
+    custom.set_params(features__plot_words__tokenizer=str.split, features__plot_words__token_pattern=None)
+    fit(custom, sample)
+    with pytest.raises(NotCompilable, match=r"'plot_words' uses unsupported setting\(s\) \['tokenizer'\]"):
+        compile_pipeline(custom)
+    model = GenreModel(custom, {"kind": "linear"})
+    assert model.fast is None
+    assert np.allclose(model.predict_proba([E1_PLOT]), custom.predict_proba(items_to_frame([E1_PLOT])))
+    with pytest.raises(NotCompilable, match="not a two-step"):
+        compile_pipeline(build_estimator("seed"))
+
+
+def test_two_processes_give_the_same_probabilities(small_model, testing_frame):
+    sample = testing_frame.iloc[:300]
+    expected = small_model.fast.predict_proba(*columns(sample))
+    proba = predict_proba_processes(small_model.fast, *columns(sample), workers=2, chunk_rows=100)
+    assert np.array_equal(proba, expected)
+
+
+# --- items, as the pipeline path checks them ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("items", "message"),
+    [
+        (["a plot", "   "], r"item 1: field 'plot' is missing or blank \(1 such item\(s\)\)"),
+        ([{"title": "no plot"}], r"item 0: field 'plot' is missing or blank"),
+        (["a plot", 42], r"item 1: expected a plot string or a record, got int"),
+        ([{"plot": "a plot", "title": 7}], r"field 'title' must be text"),
+    ],
+)
+def test_bad_items_get_the_same_errors_on_both_paths(small_model, items, message):
+    for convert in (items_to_columns, items_to_frame, small_model.predict_proba):
+        with pytest.raises(DataError, match=message):
+            convert(items)
+
+
+def test_records_with_titles_and_years(small_model, pipeline):
+    items = [{"plot": E1_PLOT, "title": "Message in a Bottle", "year": 1999}, {"plot": E2_PLOT, "year": "1978"}, E2_PLOT]
+    expected = pipeline.predict_proba(items_to_frame(items))
+    assert np.abs(small_model.predict_proba(items) - expected).max() <= TOLERANCE
+    assert small_model.predict_proba([]).shape == (0, 24)
+
+
+# --- the bundle in the model directory -------------------------------------------------------------
+
+
+def test_model_json_records_the_bundle_and_the_model_it_was_compiled_from(small_model_dir):
+    meta = json.loads((small_model_dir / METADATA_FILE).read_text())
+    entry = meta["fast_path"]
+    assert entry["file"] == BUNDLE_FILE
+    assert entry["sha256"] == sha256_of(small_model_dir / BUNDLE_FILE)
+    assert entry["model_sha256"] == meta["artifact"]["sha256"]
+    with zipfile.ZipFile(small_model_dir / BUNDLE_FILE) as archive:
+        assert all(name.endswith(".npy") for name in archive.namelist())
+
+
+def test_a_fresh_process_scores_without_scikit_learn_skops_or_pandas(small_model_dir):
+    code = (
+        "import sys, moviegenre\n"
+        f"model = moviegenre.load_model({str(small_model_dir)!r})\n"
+        "proba = model.predict_proba(['a gunfight in a frontier town'])\n"
+        "assert proba.shape == (1, 24)\n"
+        "print(sorted(m for m in ('sklearn', 'skops', 'pandas', 'scipy.sparse') if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_the_pipeline_is_loaded_on_first_use(small_model_dir, pipeline):
+    model = load_model(small_model_dir)
+    assert type(model.pipeline) is type(pipeline)
+    assert model.pipeline is model.pipeline
+
+
+def test_an_altered_or_missing_bundle_is_refused(model_copy):
+    path = model_copy / BUNDLE_FILE
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(ModelError, match=r"fast.npz has been altered or truncated"):
+        load_model(model_copy)
+    path.unlink()
+    with pytest.raises(ModelError, match=r"fast.npz is missing"):
+        load_model(model_copy)
+
+
+def rewrite_fast_path(directory, **changes):
+    meta = json.loads((directory / METADATA_FILE).read_text())
+    meta["fast_path"].update(changes)
+    (directory / METADATA_FILE).write_text(json.dumps(meta))
+
+
+def test_a_bundle_holding_a_pickle_is_refused(model_copy):
+    path = model_copy / BUNDLE_FILE
+    with zipfile.ZipFile(path) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in members.items():
+            if name != "intercept.npy":
+                archive.writestr(name, data)
+        with archive.open("intercept.npy", "w") as member:
+            np.lib.format.write_array(member, np.array([{"x": 1}], dtype=object), allow_pickle=True)
+    rewrite_fast_path(model_copy, sha256=sha256_of(path))
+    with pytest.raises(ModelError, match="not a readable inference bundle"):
+        load_model(model_copy)
+
+
+class Evil:
+    """Stands for an arbitrary class a hostile model file could name."""
+
+
+def test_a_hostile_model_skops_is_refused_when_the_pipeline_is_needed(model_copy):
+    """Consistent checksums everywhere: the bundle (plain arrays) scores, but the pipeline
+    behind it is still type-checked before skops deserialises anything."""
+    skops.io.dump({"pipeline": Evil()}, model_copy / MODEL_FILE)
+    meta = json.loads((model_copy / METADATA_FILE).read_text())
+    meta["artifact"]["sha256"] = meta["fast_path"]["model_sha256"] = sha256_of(model_copy / MODEL_FILE)
+    (model_copy / METADATA_FILE).write_text(json.dumps(meta))
+    model = load_model(model_copy)
+    assert model.predict_proba([E1_PLOT]).shape == (1, 24)
+    with pytest.raises(ModelError, match="not on moviegenre's trusted list.*Evil"):
+        model.pipeline  # noqa: B018
+
+
+def test_a_bundle_from_another_model_skops_is_ignored(model_copy, small_model):
+    rewrite_fast_path(model_copy, model_sha256="0" * 64)
+    model = load_model(model_copy)
+    assert model.pipeline is not None  # loaded eagerly, as without a bundle
+    assert np.abs(model.predict_proba([E1_PLOT]) - small_model.predict_proba([E1_PLOT])).max() <= TOLERANCE
+
+
+def test_resaving_a_loaded_model_writes_a_fresh_bundle(small_model, tmp_path):
+    meta = save_model(small_model.pipeline, small_model.metadata, tmp_path / "again")
+    assert meta["fast_path"]["model_sha256"] == meta["artifact"]["sha256"]
+    again = load_model(tmp_path / "again")
+    assert np.array_equal(again.predict_proba([E1_PLOT, E2_PLOT]), small_model.predict_proba([E1_PLOT, E2_PLOT]))
+
+
+def test_bundle_round_trip_keeps_every_array(small_model, tmp_path):
+    path = tmp_path / BUNDLE_FILE
+    save_bundle(small_model.fast, path)
+    loaded = load_bundle(path)
+    assert np.array_equal(loaded.coef, small_model.fast.coef) and loaded.coef.dtype == np.float32
+    assert [b.vectorizer.width for b in loaded.blocks] == [b.vectorizer.width for b in small_model.fast.blocks]
