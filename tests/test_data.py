@@ -81,7 +81,7 @@ def test_missing_column_is_named(tmp_path):
 
 def test_empty_plots_are_listed_by_row_and_id(tmp_path):
     text = HEADER + GOOD_ROWS + "12,2002,C,,\"['Drama']\",5\n13,2003,D,   ,\"['Drama']\",5\n"
-    with pytest.raises(DataError, match=r"'plot' is empty or missing in data rows 3 \(ID 12\), 4 \(ID 13\)"):
+    with pytest.raises(DataError, match=r"data rows 3 \(ID 12\), 4 \(ID 13\): field 'plot' is blank"):
         load_movies(write(tmp_path, text), labelled=True)
 
 
@@ -93,7 +93,7 @@ def test_unknown_genre_names_row_and_genre(tmp_path):
 
 def test_bad_year_is_named(tmp_path):
     text = HEADER + "1,nineteen,A,a plot .,\"['Drama']\",5\n"
-    with pytest.raises(DataError, match=r"field 'year'.*data row 1 \(ID 1\)"):
+    with pytest.raises(DataError, match=r"data row 1 \(ID 1\): field 'year' must be a year between 1800 and 2200"):
         load_movies(write(tmp_path, text), labelled=True)
 
 

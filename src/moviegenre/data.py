@@ -11,11 +11,9 @@ field and the data rows (1-based, header not counted) with their IDs.
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
-import os
 import re
-import tempfile
+import shutil
 import urllib.error
 import urllib.request
 import zipfile
@@ -26,8 +24,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import DataError, DownloadError, MovieGenreError
+from .errors import DataError, DownloadError, OutputError
+from .files import atomic_path, atomic_write, sha256_of
 from .genres import GENRES
+from .items import frame_problems, to_frame
 
 #: A zip member larger than this is refused (guards against zip bombs).
 MAX_UNCOMPRESSED_BYTES = 4 * 1024**3
@@ -80,14 +80,6 @@ class Movies:
         return Movies(self.frame.iloc[positions], self.source, self.sha256, labels)
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def fetch_public(name: str, data_home: Path) -> Path:
     """Return the local path of public file ``name`` ("train" or "test"), downloading it once.
 
@@ -98,27 +90,21 @@ def fetch_public(name: str, data_home: Path) -> Path:
     target = data_home / spec.filename
     if target.exists() and sha256_of(target) == spec.sha256:
         return target
-    data_home.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=data_home, prefix=f".{spec.filename}.", suffix=".part")
     try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(spec.url, timeout=60) as response:
-            for block in iter(lambda: response.read(1 << 20), b""):
-                out.write(block)
-        actual = sha256_of(Path(tmp_name))
-        if actual != spec.sha256:
-            raise DownloadError(
-                f"downloaded {spec.url} but its sha256 is {actual}, expected {spec.sha256}; "
-                "the upstream file changed or the download was corrupted"
-            )
-        os.replace(tmp_name, target)
-    except (urllib.error.URLError, OSError, TimeoutError) as exc:
+        with atomic_path(target) as partial:
+            with open(partial, "wb") as out, urllib.request.urlopen(spec.url, timeout=60) as response:
+                shutil.copyfileobj(response, out, 1 << 20)
+            actual = sha256_of(partial)
+            if actual != spec.sha256:
+                raise DownloadError(
+                    f"downloaded {spec.url} but its sha256 is {actual}, expected {spec.sha256}; "
+                    "the upstream file changed or the download was corrupted"
+                )
+    except (urllib.error.URLError, OutputError, TimeoutError) as exc:
         raise DownloadError(
             f"could not download the public {name} dataset from {spec.url} ({exc}); "
             "check the network, or pass a local copy with --data PATH"
         ) from exc
-    finally:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
     return target
 
 
@@ -216,28 +202,25 @@ def require_columns(frame: pd.DataFrame, columns: Sequence[str], source: str) ->
         )
 
 
-def normalise_movies(frame: pd.DataFrame, source: str) -> pd.DataFrame:
-    """Return plot/title/year columns; year is a float (NaN where absent)."""
-    out = pd.DataFrame(index=frame.index)
-    out["plot"] = frame["plot"].astype(str)
-    out["title"] = frame["title"].astype(str) if "title" in frame.columns else ""
-    if "year" in frame.columns:
-        raw_year = frame["year"].astype(str).str.strip()
-        year = pd.to_numeric(raw_year, errors="coerce")
-        bad = (year.isna() & (raw_year != "")) | (year < 1800) | (year > 2200)
-        if bad.any():
-            raise DataError(
-                f"{source}: field 'year' must be a year between 1800 and 2200 or empty; "
-                f"bad value in {describe_rows(frame, bad.to_numpy())}"
-            )
-        out["year"] = year.astype(float)
-    else:
-        out["year"] = np.nan
-    return out
+def row_problems(frame: pd.DataFrame) -> pd.Series:
+    """Per row, why it breaks the input contract (``"field 'plot' is blank; ..."``), or
+    ``None`` where the row is valid (:func:`moviegenre.items.frame_problems`)."""
+    problems = frame_problems(frame)
+    reasons = [None if p is None else f"field '{p.field}' {p.reason}" for p in problems]
+    return pd.Series(reasons, index=frame.index, dtype=object)
 
 
-def empty_plot_mask(frame: pd.DataFrame) -> np.ndarray:
-    return (frame["plot"].astype(str).str.strip() == "").to_numpy()
+def refuse_invalid_rows(frame: pd.DataFrame, source: str) -> None:
+    """Raise :class:`DataError` naming every row that breaks the input contract, grouped by
+    reason, with row numbers and IDs."""
+    reasons = row_problems(frame)
+    if reasons.isna().all():
+        return
+    details = [
+        f"{describe_rows(frame, (reasons == reason).to_numpy())}: {reason}"
+        for reason in dict.fromkeys(reasons.dropna())
+    ]
+    raise DataError(f"{source}: " + "; ".join(details))
 
 
 def parse_genres(text: str) -> list[str]:
@@ -262,11 +245,11 @@ def parse_genres(text: str) -> list[str]:
 
 
 def genres_to_matrix(genre_lists: Sequence[Sequence[str]]) -> np.ndarray:
-    index = {genre: i for i, genre in enumerate(GENRES)}
-    matrix = np.zeros((len(genre_lists), len(GENRES)), dtype=np.int8)
-    for row, names in enumerate(genre_lists):
-        matrix[row, [index[name] for name in names]] = 1
-    return matrix
+    """Genre lists as the (n, 24) 0/1 label matrix, columns in :data:`GENRES` order."""
+    from sklearn.preprocessing import MultiLabelBinarizer
+
+    binarizer = MultiLabelBinarizer(classes=list(GENRES))
+    return binarizer.fit_transform(genre_lists).astype(np.int8)
 
 
 def _parse_label_column(frame: pd.DataFrame, source: str) -> np.ndarray:
@@ -294,8 +277,9 @@ def _parse_label_column(frame: pd.DataFrame, source: str) -> np.ndarray:
 def load_movies(path: str | Path, *, labelled: bool) -> Movies:
     """Read and validate a dataset file; labelled data must have a non-empty ``genres`` field.
 
-    Empty plots are an error here (training and evaluation need every row); batch scoring
-    lists them as rejects instead (see :mod:`moviegenre.batch`).
+    Every row must keep the input contract (:mod:`moviegenre.items`): a row that breaks it is
+    an error here (training and evaluation need every row), where batch scoring lists it as a
+    reject instead (see :mod:`moviegenre.batch`).
     """
     path = Path(path)
     source = str(path)
@@ -304,32 +288,16 @@ def load_movies(path: str | Path, *, labelled: bool) -> Movies:
         raise DataError(f"{source} has a header but no rows")
     required = ["plot", "genres"] if labelled else ["plot"]
     require_columns(raw, required, source)
-    frame = normalise_movies(raw, source)
-    empty = empty_plot_mask(frame)
-    if empty.any():
-        raise DataError(
-            f"{source}: field 'plot' is empty or missing in {describe_rows(frame, empty)}; "
-            "every movie needs a plot"
-        )
+    refuse_invalid_rows(raw, source)
+    frame = to_frame(raw)
     labels = _parse_label_column(raw, source) if labelled else None
     return Movies(frame=frame, source=source, sha256=sha256_of(path), labels=labels)
 
 
 def write_csv_atomically(frame: pd.DataFrame, path: Path, **kwargs) -> None:
     """Write ``frame`` as CSV to a temporary sibling, then rename it into place."""
-    tmp = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            frame.to_csv(handle, **kwargs)
-        os.replace(tmp, path)
-    except OSError as exc:
-        culprit = "" if exc.filename in (None, tmp, str(path)) else f" ({exc.filename})"
-        raise MovieGenreError(f"cannot write {path}: {exc.strerror or exc}{culprit}") from None
-    finally:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_write(path) as handle:
+        frame.to_csv(handle, **kwargs)
 
 
 def split_file(path: str | Path, out_dir: Path, *, test_size: float, seed: int) -> tuple[Path, Path]:

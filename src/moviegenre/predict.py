@@ -1,97 +1,82 @@
-"""A loaded genre model: probabilities and label sets for plots."""
+"""A loaded genre model: probabilities and label sets for plots.
+
+Inference goes through one small interface, :class:`Scorer`, with an implementation per model
+kind: :class:`~moviegenre.fast.FastLinear` (the linear kind compiled to arrays) and
+:class:`PipelineScorer` (any fitted scikit-learn pipeline). Items are checked by the input
+contract (:mod:`moviegenre.items`) before any scorer sees them.
+"""
 
 from __future__ import annotations
 
 import logging
-import math
-import sys
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from .errors import DataError
 from .genres import GENRES, PROBABILITY_KEYS
+from .items import Item, to_columns
 
 if TYPE_CHECKING:  # pandas is imported only where a DataFrame is built: a light hot path
     import pandas as pd
 
-    from .fast import FastLinear
-
-Item = str | Mapping[str, Any]
 logger = logging.getLogger(__name__)
 
 
-def _is_frame(items: Any) -> bool:
-    pandas = sys.modules.get("pandas")
-    return pandas is not None and isinstance(items, pandas.DataFrame)
+class Scorer(Protocol):
+    """What a model kind implements to be scored: probabilities for checked items."""
+
+    #: True when one plot scores in well under a millisecond, so that a server may score it
+    #: on its event loop rather than pay for a hand-off to a worker thread.
+    quick: bool
+
+    def predict_proba(self, plots: Sequence[str], titles: Sequence[str], years: np.ndarray) -> np.ndarray:
+        """(n, 24) probabilities in genre order for n valid items, given as columns."""
+        ...
 
 
-def items_to_columns(items: Iterable[Item] | pd.DataFrame) -> tuple[list[str], list[str], np.ndarray]:
-    """:func:`items_to_frame` as plain ``(plots, titles, years)``, with the same checks and
-    messages, but no DataFrame built for a list of items (the fast path's input)."""
-    if _is_frame(items):
-        frame = items_to_frame(items)
-        return frame["plot"].tolist(), frame["title"].tolist(), frame["year"].to_numpy(dtype=float)
-    plots, titles, years = [], [], []
-    for index, item in enumerate(items):
-        if isinstance(item, str):
-            plots.append(item)
-            titles.append("")
-            years.append(math.nan)
-        elif isinstance(item, Mapping):
-            year = item.get("year")
-            plots.append(item.get("plot"))
-            titles.append(item.get("title") or "")
-            years.append(math.nan if year is None else year)
-        else:
-            raise DataError(f"item {index}: expected a plot string or a record, got {type(item).__name__}")
-    bad = [i for i, plot in enumerate(plots) if not (isinstance(plot, str) and plot.strip())]
-    if bad:
-        raise DataError(f"item {bad[0]}: field 'plot' is missing or blank ({len(bad)} such item(s))")
-    if not all(isinstance(title, str) for title in titles):
-        raise DataError("field 'title' must be text")
-    return plots, titles, np.array(years, dtype=float)
+class PipelineScorer:
+    """A fitted scikit-learn pipeline that takes the ``plot``/``title``/``year`` frame."""
+
+    quick = False
+
+    def __init__(self, pipeline: Any):
+        self.pipeline = pipeline
+
+    def predict_proba(self, plots: Sequence[str], titles: Sequence[str], years: np.ndarray) -> np.ndarray:
+        import pandas as pd
+
+        if not len(plots):
+            return np.zeros((0, len(GENRES)))
+        frame = pd.DataFrame({"plot": list(plots), "title": list(titles), "year": np.asarray(years, dtype=float)})
+        return np.asarray(self.pipeline.predict_proba(frame), dtype=float)
 
 
-def items_to_frame(items: Iterable[Item] | pd.DataFrame) -> pd.DataFrame:
-    """Plots (strings) or records with ``plot`` and optional ``title``/``year`` to the frame
-    every pipeline takes. A missing or blank plot is a :class:`DataError` naming the item."""
-    import pandas as pd
+def scorer_for(pipeline: Any) -> Scorer:
+    """The fastest scorer that gives ``pipeline``'s probabilities: its compiled form (checked
+    against it) where it has one, else the pipeline itself."""
+    from .fast import NotCompilable, compile_pipeline, verify
 
-    if not isinstance(items, pd.DataFrame):
-        plots, titles, years = items_to_columns(items)
-        return pd.DataFrame({"plot": plots, "title": titles, "year": years})
-    frame = items
-    if "plot" not in frame.columns:
-        raise DataError("items have no 'plot' column")
-    frame = frame.assign(
-        title=frame["title"] if "title" in frame.columns else "",
-        year=pd.to_numeric(frame["year"], errors="coerce") if "year" in frame.columns else np.nan,
-    )[["plot", "title", "year"]]
-    plots = frame["plot"]
-    bad = ~plots.map(lambda p: isinstance(p, str) and bool(p.strip())).to_numpy(dtype=bool)
-    if bad.any():
-        first = int(np.flatnonzero(bad)[0])
-        raise DataError(f"item {first}: field 'plot' is missing or blank ({int(bad.sum())} such item(s))")
-    if not frame["title"].map(lambda t: isinstance(t, str)).all():
-        raise DataError("field 'title' must be text")
-    frame = frame.astype({"year": float})
-    return frame
+    try:
+        fast = compile_pipeline(pipeline)
+        verify(fast, pipeline)
+    except NotCompilable as exc:
+        logger.debug("scoring with the pipeline itself: %s", exc)
+        return PipelineScorer(pipeline)
+    return fast
 
 
 class GenreModel:
-    """A fitted pipeline with its ``model.json`` metadata and per-genre thresholds.
+    """A fitted model with its ``model.json`` metadata and per-genre thresholds.
 
     Load one with :func:`moviegenre.load_model`; load it once per process and reuse it.
 
-    A linear pipeline is scored through its compiled form (:attr:`fast`, see
-    :mod:`moviegenre.fast`), which gives the pipeline's probabilities without its per-call
-    overhead. :func:`~moviegenre.load_model` passes the compiled form read from the model
-    directory and ``load_pipeline``, so the pipeline itself is only deserialised when
-    something asks for :attr:`pipeline` (explanations, for instance).
+    :func:`~moviegenre.load_model` passes the :class:`Scorer` read from the model directory
+    and ``load_pipeline``, so that a linear model's scikit-learn pipeline is only deserialised
+    when something asks for :attr:`pipeline` (explanations, for instance). Built from an
+    in-memory ``pipeline`` alone, the model finds its scorer with :func:`scorer_for`.
     """
 
     def __init__(
@@ -100,14 +85,13 @@ class GenreModel:
         metadata: dict[str, Any],
         directory: Path | None = None,
         *,
-        fast: FastLinear | None = None,
+        scorer: Scorer | None = None,
         load_pipeline: Callable[[], Any] | None = None,
     ):
         self._pipeline = pipeline
         self._load_pipeline = load_pipeline
-        self._pipeline_lock = threading.Lock()
-        self._fast = fast
-        self._fast_known = fast is not None
+        self._lock = threading.Lock()
+        self._scorer = scorer
         self.metadata = metadata
         self.directory = directory
         self.genres: tuple[str, ...] = tuple(metadata.get("genres", GENRES))
@@ -118,30 +102,19 @@ class GenreModel:
     def pipeline(self) -> Any:
         """The fitted scikit-learn estimator (deserialised on first use if it was deferred)."""
         if self._pipeline is None and self._load_pipeline is not None:
-            with self._pipeline_lock:
+            with self._lock:
                 if self._pipeline is None:
                     self._pipeline = self._load_pipeline()
         return self._pipeline
 
-    @pipeline.setter
-    def pipeline(self, pipeline: Any) -> None:
-        self._pipeline = pipeline
-        self._fast, self._fast_known = None, False
-
     @property
-    def fast(self) -> FastLinear | None:
-        """The compiled linear model that :meth:`predict_proba` uses, or ``None`` when this
-        kind has none (the pipeline is used)."""
-        if not self._fast_known:
-            self._fast = _compile(self._pipeline)
-            self._fast_known = True
-        return self._fast
-
-    @property
-    def scores_quickly(self) -> bool:
-        """Whether :meth:`predict_proba` is the compiled linear path: a fraction of a
-        millisecond for a typical plot, 25 ms at worst for 20,000 characters of unseen words."""
-        return type(self).predict_proba is GenreModel.predict_proba and self.fast is not None
+    def scorer(self) -> Scorer:
+        """What :meth:`predict_proba` scores with."""
+        if self._scorer is None:
+            with self._lock:
+                if self._scorer is None:
+                    self._scorer = scorer_for(self._pipeline)
+        return self._scorer
 
     @property
     def id(self) -> str:
@@ -151,15 +124,15 @@ class GenreModel:
     def kind(self) -> str:
         return self.metadata["kind"]
 
-    def predict_proba(self, items: Iterable[Item] | pd.DataFrame) -> np.ndarray:
-        """(n, 24) probabilities in :attr:`genres` order."""
-        fast = self.fast
-        if fast is not None:
-            return fast.predict_proba(*items_to_columns(items))
-        frame = items_to_frame(items)
-        if frame.empty:
-            return np.zeros((0, len(self.genres)))
-        return np.asarray(self.pipeline.predict_proba(frame), dtype=float)
+    def predict_proba(self, items: Iterable[Item] | pd.DataFrame, *, max_plot_chars: int | None = None) -> np.ndarray:
+        """(n, 24) probabilities in :attr:`genres` order.
+
+        ``items`` are plot strings, records with ``plot`` and optional ``title`` and ``year``,
+        or a DataFrame with those columns. An item that breaks the input contract raises
+        :class:`~moviegenre.errors.InvalidItem` naming it and the field. ``max_plot_chars``
+        defaults to ``MOVIEGENRE_MAX_PLOT_CHARS``.
+        """
+        return self.scorer.predict_proba(*to_columns(items, max_plot_chars))
 
     def label_sets(self, proba: np.ndarray) -> list[list[str]]:
         """Genres whose probability reaches their tuned threshold, most probable first.
@@ -175,24 +148,8 @@ class GenreModel:
             result.append(picked)
         return result
 
-    def predict(self, items: Iterable[Item] | pd.DataFrame) -> list[list[str]]:
-        return self.label_sets(self.predict_proba(items))
-
-
-def _compile(pipeline: Any) -> FastLinear | None:
-    """The compiled form of an in-memory ``pipeline``, checked against it; ``None`` for kinds
-    that have none."""
-    if pipeline is None:
-        return None
-    from .fast import NotCompilable, compile_pipeline, verify
-
-    try:
-        fast = compile_pipeline(pipeline)
-        verify(fast, pipeline)
-    except NotCompilable as exc:
-        logger.debug("scoring with the pipeline itself: %s", exc)
-        return None
-    return fast
+    def predict(self, items: Iterable[Item] | pd.DataFrame, *, max_plot_chars: int | None = None) -> list[list[str]]:
+        return self.label_sets(self.predict_proba(items, max_plot_chars=max_plot_chars))
 
 
 def as_probability_record(row: np.ndarray) -> dict[str, float]:

@@ -203,7 +203,7 @@ def test_web_page_and_static_files(client):
         ("POST", "/v1/predict", {"json": {"items": []}}, 422, "invalid_request", r"items: List should have at least 1"),
         ("POST", "/v1/predict", {"json": {}}, 422, "invalid_request", "items: Field required"),
         ("POST", "/v1/predict", {"json": {"items": [{"id": "1", "plot": "ok"}, {"id": "2", "plot": "  "}]}},
-         422, "invalid_request", r"items\[1\]\.plot: plot is blank"),
+         422, "invalid_request", r"items\[1\]\.plot \(id '2'\) is blank"),
         ("POST", "/v1/predict", {"json": {"items": [{"id": "1"}]}}, 422, "invalid_request", r"items\[0\]\.plot: Field required"),
         ("POST", "/v1/predict", {"json": {"items": [{"id": "1", "plot": 7}]}}, 422, "invalid_request", r"items\[0\]\.plot"),
         ("POST", "/v1/predict", {"json": {"items": [{"id": "1", "plot": "x" * 20_001}]}}, 413, "plot_too_long",
@@ -264,14 +264,14 @@ def test_overlong_url_is_answered_by_the_app(tight_client):
 
 
 class _FailingModel(GenreModel):
-    def predict_proba(self, items):
+    def predict_proba(self, items, **kwargs):
         raise RuntimeError("secret internal detail")
 
 
 class _SlowModel(GenreModel):
-    def predict_proba(self, items):
+    def predict_proba(self, items, **kwargs):
         time.sleep(2)
-        return super().predict_proba(items)
+        return super().predict_proba(items, **kwargs)
 
 
 def test_unhandled_exception_is_a_500_without_details(small_model):

@@ -28,10 +28,9 @@ from typer.testing import CliRunner
 
 from moviegenre import cli
 from moviegenre.api.app import create_app
-from moviegenre.api.schemas import is_blank as api_is_blank
 from moviegenre.errors import DataError
 from moviegenre.genres import GENRES, PROBABILITY_KEYS
-from moviegenre.predict import GenreModel, as_probability_record
+from moviegenre.predict import GenreModel, PipelineScorer, as_probability_record
 
 MAX_PLOT_CHARS = 20_000
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -68,36 +67,39 @@ def texts(alphabet=any_char) -> st.SearchStrategy[str]:
     return st.one_of(short, short.map(lambda s: RTL + s + EMOJI), long)
 
 
-def is_blank(text: str) -> bool:
-    return not text.strip()
-
-
 def has_surrogate(text: str) -> bool:
     return any(0xD800 <= ord(c) <= 0xDFFF for c in text)
+
+
+def expected_status(text: str) -> int:
+    """The verdict on a plot at every door, as the API words it: 413 over the length limit,
+    422 for a lone surrogate or for text with no letter or digit (blank, punctuation,
+    zero-width characters), else 200."""
+    if len(text) > MAX_PLOT_CHARS:
+        return 413
+    if has_surrogate(text) or not any(c.isalnum() for c in text):
+        return 422
+    return 200
 
 
 # --- the library ------------------------------------------------------------------------------
 
 
-class PipelineOnly(GenreModel):
-    """Scores through the pipeline itself, as the kinds without a compiled form (seed, hybrid) do."""
-
-    fast = None
-
-
 @pytest.fixture(scope="module")
 def pipeline_model(small_model):
-    return PipelineOnly(small_model.pipeline, small_model.metadata)
+    """Scores through the pipeline itself, as the kinds without a compiled form (seed, hybrid) do."""
+    pipeline = small_model.pipeline
+    return GenreModel(pipeline, small_model.metadata, scorer=PipelineScorer(pipeline))
 
 
 def check_library(model, text: str) -> None:
     try:
         proba = model.predict_proba([{"plot": text, "title": text[:50]}])
     except DataError as exc:
-        assert is_blank(text) or has_surrogate(text), f"refused a plot it should score: {exc}"
-        assert "item 0" in str(exc)
+        assert expected_status(text) != 200, f"refused a plot it should score: {exc}"
+        assert "item 0: field" in str(exc)
         return
-    assert not is_blank(text), "a blank plot was scored"
+    assert expected_status(text) == 200, "a plot the contract refuses was scored"
     assert proba.shape == (1, len(GENRES))
     assert_probabilities(proba[0].tolist())
 
@@ -112,7 +114,7 @@ def test_library_scores_any_text_or_refuses_it_with_a_data_error(small_model, te
 @given(text=texts())
 def test_library_through_the_pipeline_scores_any_text(pipeline_model, small_model, text):
     check_library(pipeline_model, text)
-    if not is_blank(text):  # the compiled form gives the pipeline's probabilities
+    if expected_status(text) == 200:  # the compiled form gives the pipeline's probabilities
         np.testing.assert_allclose(small_model.predict_proba([text]), pipeline_model.predict_proba([text]), atol=1e-9)
 
 
@@ -123,19 +125,11 @@ def test_library_any_text_many_examples(small_model, text):
     check_library(small_model, text)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=UnicodeEncodeError,
-    reason="bug in predict.items_to_frame (not owned here): pandas' Arrow-backed strings cannot "
-    "hold a lone surrogate, so the pipeline path raises UnicodeEncodeError, not DataError",
-)
 @pytest.mark.parametrize("field", ["plot", "title"])
-def test_library_through_the_pipeline_scores_or_refuses_lone_surrogates(pipeline_model, field):
+def test_library_through_the_pipeline_refuses_lone_surrogates(pipeline_model, field):
     item = {"plot": "a cowboy rides", field: "a cowboy \ud800 rides"}
-    try:
-        assert_probabilities(pipeline_model.predict_proba([item])[0].tolist())
-    except DataError as exc:
-        assert "item 0" in str(exc)
+    with pytest.raises(DataError, match=f"item 0: field '{field}' holds a lone surrogate"):
+        pipeline_model.predict_proba([item])
 
 
 # --- the CLI ----------------------------------------------------------------------------------
@@ -164,8 +158,9 @@ def check_cli(small_model, small_model_dir, text: str, *, via_stdin: bool) -> No
     else:
         result = runner.invoke(cli.app, [*args, "--", text])  # "--": a plot may start with "-"
     assert result.exit_code in (0, 2), (result.exit_code, result.output, result.exception)
+    assert (result.exit_code == 0) == (expected_status(text) == 200), (result.output, text[:50])
     if result.exit_code == 2:
-        assert is_blank(text) or has_surrogate(text), result.stderr
+        assert expected_status(text) != 200, result.stderr
         assert result.stderr.startswith("error: ") and "Traceback" not in result.output
         assert result.stdout == ""
         return
@@ -218,16 +213,6 @@ def test_cli_stdin_that_is_not_utf8_is_a_one_line_error(small_model, small_model
 def client(small_model):
     with TestClient(create_app(small_model, settings_for()), raise_server_exceptions=False) as test_client:
         yield test_client
-
-
-def expected_status(text: str) -> int:
-    if api_is_blank(text):  # the library's blank, and U+FEFF (whitespace to JSON Schema)
-        return 422
-    if len(text) > MAX_PLOT_CHARS:
-        return 413
-    if has_surrogate(text):
-        return 422
-    return 200
 
 
 def asgi_get(app, path: str, query: bytes) -> httpx.Response:
@@ -354,14 +339,15 @@ def test_a_lone_surrogate_in_json_is_a_422_naming_the_field(client, field):
 
 @pytest.mark.parametrize(
     ("args", "where"),
-    [(["--", "ab\udcffcd"], "the plot argument"), (["--title", "\udce9t\udce9", "--", "a plot"], "--title")],
+    [(["--", "ab\udcffcd"], "plot"), (["--title", "\udce9t\udce9", "--", "a plot"], "title")],
 )
 def test_cli_argv_bytes_that_are_not_utf8_are_a_one_line_error(small_model, small_model_dir, args, where):
     # What `moviegenre predict $'ab\xffcd'` passes: Python decodes argv with surrogateescape.
     with cli_with_loaded_model(small_model, small_model_dir):
         result = runner.invoke(cli.app, ["predict", "--model", str(small_model_dir), *args])
     assert result.exit_code == 2, result.output
-    assert result.stderr.startswith(f"error: {where} is not valid UTF-8"), result.stderr
+    assert result.stderr.startswith(f"error: field '{where}' holds a lone surrogate"), result.stderr
+    assert "not valid Unicode; send valid UTF-8 text" in " ".join(result.stderr.split())
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.output
 
 

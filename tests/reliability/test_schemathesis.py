@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, settings
 from reliability_support import settings_for
 
 from moviegenre.api.app import create_app
-from moviegenre.api.schemas import NOT_BLANK_PATTERN
+from moviegenre.items import PLOT_PATTERN
 
 API_KEY = "reliability-key-3b9e"
 #: Per operation and per generation mode (valid, invalid); the slow run takes more.
@@ -61,7 +61,7 @@ def test_the_schema_under_test_is_the_one_the_model_serving_apps_publish(open_ap
 def test_the_schema_states_the_limits_of_the_deployment(small_model):
     schema = create_app(small_model, settings_for(max_plot_chars=123, max_items=7)).openapi()
     plot = schema["components"]["schemas"]["PredictItem"]["properties"]["plot"]
-    assert (plot["minLength"], plot["maxLength"], plot["pattern"]) == (1, 123, NOT_BLANK_PATTERN)
+    assert (plot["minLength"], plot["maxLength"], plot["pattern"]) == (1, 123, PLOT_PATTERN)
     assert schema["components"]["schemas"]["PredictRequest"]["properties"]["items"]["maxItems"] == 7
     (query,) = schema["paths"]["/inference"]["get"]["parameters"]
     assert (query["schema"]["minLength"], query["schema"]["maxLength"]) == (1, 123)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -20,11 +19,9 @@ from ..predict import GenreModel
 from ..settings import Settings
 from .errors import ApiError
 from .metrics import Metrics
-from .schemas import is_blank
 
 logger = logging.getLogger("moviegenre.api")
 T = TypeVar("T")
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass
@@ -90,28 +87,3 @@ async def run_limited(settings: Settings, work: Callable[..., T], *args) -> T:
         "timeout",
         f"prediction took longer than {settings.request_timeout_s:g} s; send fewer or shorter plots per request",
     )
-
-
-def check_plot(plot: str, max_chars: int, where: str) -> None:
-    if is_blank(plot):
-        raise ApiError(422, "invalid_request", f"{where} is blank; send the movie's plot text")
-    if len(plot) > max_chars:
-        raise ApiError(
-            413,
-            "plot_too_long",
-            f"{where} has {len(plot):,} characters; the limit is {max_chars:,}",
-        )
-    check_unicode(plot, where)
-
-
-def check_unicode(text: str, where: str) -> None:
-    """A JSON ``\\ud800`` escape decodes to a lone surrogate, which is not text: refuse it
-    here, rather than fail inside the model (which cannot encode it) with a 500."""
-    surrogate = _LONE_SURROGATE.search(text)
-    if surrogate:
-        raise ApiError(
-            422,
-            "invalid_request",
-            f"{where} holds a lone surrogate (U+{ord(surrogate.group()):04X}) at character "
-            f"{surrogate.start()}, which is not valid Unicode; send valid UTF-8 text",
-        )

@@ -15,7 +15,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..errors import DataError, MovieGenreError
+from ..errors import DataError, InvalidItem, MovieGenreError
+from ..items import PLOT_TOO_LONG
 
 logger = logging.getLogger("moviegenre.api")
 
@@ -115,7 +116,16 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(status, code, message, getattr(exc, "headers", None))
 
 
+def invalid_item(exc: InvalidItem, where: str) -> ApiError:
+    """The answer to an item that breaks the input contract, naming it as the request does
+    (``items[3].plot (id 'tt01')``): 413 for an over-long plot, as documented, else 422."""
+    status, code = (413, PLOT_TOO_LONG) if exc.code == PLOT_TOO_LONG else (422, "invalid_request")
+    return ApiError(status, code, exc.at(where))
+
+
 async def _data_error(request: Request, exc: Exception) -> JSONResponse:
+    if isinstance(exc, InvalidItem) and exc.code == PLOT_TOO_LONG:
+        return error_response(413, PLOT_TOO_LONG, str(exc))
     return error_response(422, "invalid_request", str(exc))
 
 

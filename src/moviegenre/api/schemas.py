@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..genres import GENRES, PROBABILITY_KEYS
+from ..items import MAX_TITLE_CHARS, MAX_YEAR, MIN_YEAR, PLOT_PATTERN
 
 _E2_PLOT = (
     "the true story of billy hayes ,  an american college student who is caught smuggling drugs "
@@ -23,16 +23,13 @@ _EXAMPLE_PROBABILITIES = dict(
 )  # fmt: skip
 
 
-#: A character that is not whitespace, neither to Python (``str.isspace``) nor to JSON Schema
-#: (ECMAScript's ``\\s`` adds U+FEFF), spelled out so both regex engines read it alike: a plot
-#: must hold one, or the API answers 422 "blank", and the schema says the same.
-NOT_BLANK_PATTERN = r"[^\t\n\v\f\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]"
-NOT_BLANK: dict[str, Any] = {"minLength": 1, "pattern": NOT_BLANK_PATTERN}
-_NOT_BLANK = re.compile(NOT_BLANK_PATTERN)
-
-
-def is_blank(text: str) -> bool:
-    return _NOT_BLANK.search(text) is None
+#: The plot rule of the input contract (:mod:`moviegenre.items`) as JSON Schema, so that clients
+#: and fuzzers generating requests from the schema know it: not empty, a letter or digit.
+PLOT_SCHEMA: dict[str, Any] = {"minLength": 1, "pattern": PLOT_PATTERN}
+PLOT_DESCRIPTION = (
+    "The plot synopsis: text with at least one letter or digit, no lone surrogate, at most "
+    "`max_plot_chars` characters (see `GET /v1/limits`)."
+)
 
 
 class ErrorDetail(BaseModel):
@@ -75,24 +72,25 @@ class PredictItem(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: str = Field(min_length=1, max_length=256, description="Your identifier, echoed back.")
-    plot: str = Field(
-        description="The plot synopsis (not blank; length limit: `GET /v1/limits`).",
-        json_schema_extra=NOT_BLANK,
+    plot: str = Field(description=PLOT_DESCRIPTION, json_schema_extra=PLOT_SCHEMA)
+    title: str | None = Field(
+        default=None, max_length=MAX_TITLE_CHARS, description="Optional movie title (the default model uses it)."
     )
-    title: str | None = Field(default=None, max_length=1000, description="Optional movie title.")
-
-    @field_validator("plot")
-    @classmethod
-    def _not_blank(cls, plot: str) -> str:
-        if is_blank(plot):
-            raise ValueError("plot is blank; send the movie's plot text")
-        return plot
+    year: float | None = Field(
+        default=None,
+        ge=MIN_YEAR,
+        le=MAX_YEAR,
+        description="Optional release year (the default model uses its decade).",
+        examples=[1978],
+    )
 
 
 class PredictRequest(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"example": {"items": [{"id": "tt0077928", "title": "Midnight Express", "plot": _E2_PLOT}]}},
+        json_schema_extra={
+            "example": {"items": [{"id": "tt0077928", "title": "Midnight Express", "year": 1978, "plot": _E2_PLOT}]}
+        },
     )
 
     items: list[PredictItem] = Field(

@@ -6,17 +6,18 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from ...errors import InvalidItem
+from ...items import check_item
 from ...predict import GenreModel
-from ..deps import MetricsDep, ModelDep, SettingsDep, check_plot, run_limited
-from ..errors import ApiError
+from ..deps import MetricsDep, ModelDep, SettingsDep, run_limited
+from ..errors import ApiError, invalid_item
 from ..schemas import LimitsResponse, PredictRequest, PredictResponse, error_responses
 
 router = APIRouter(prefix="/v1", tags=["v1"])
 
 
-def _predict(model: GenreModel, request: PredictRequest) -> dict[str, Any]:
-    items = [{"plot": item.plot, "title": item.title or ""} for item in request.items]
-    proba = model.predict_proba(items)
+def _predict(model: GenreModel, items: list[dict[str, Any]], request: PredictRequest, max_chars: int) -> dict[str, Any]:
+    proba = model.predict_proba(items, max_plot_chars=max_chars)
     genres = model.genres
     predictions = [
         {
@@ -46,9 +47,13 @@ async def predict(request: PredictRequest, model: ModelDep, settings: SettingsDe
             f"{len(request.items):,} items in one request; the limit is {settings.max_items:,}. "
             "Split them into several requests",
         )
-    for index, item in enumerate(request.items):
-        check_plot(item.plot, settings.max_plot_chars, f"items[{index}].plot (id {item.id!r})")
-    body = await run_limited(settings, _predict, model, request)
+    items = [item.model_dump(include={"plot", "title", "year"}) for item in request.items]
+    for index, item in enumerate(items):
+        try:
+            check_item(item, index, settings.max_plot_chars)
+        except InvalidItem as exc:
+            raise invalid_item(exc, f"items[{index}].{exc.field} (id {request.items[index].id!r})") from None
+    body = await run_limited(settings, _predict, model, items, request, settings.max_plot_chars)
     metrics.count_predictions("/v1/predict", len(request.items))
     return body
 
