@@ -34,7 +34,7 @@ def cold_start(args: argparse.Namespace) -> dict:
     model = moviegenre.load_model(args.model)
     loaded = time.perf_counter()
     if args.path == "pipeline":
-        from moviegenre.predict import items_to_frame
+        from moviegenre.items import to_frame as items_to_frame
 
         proba = model.pipeline.predict_proba(items_to_frame([COLD_START_PLOT]))
     else:
@@ -46,7 +46,7 @@ def cold_start(args: argparse.Namespace) -> dict:
         "load_s": loaded - imported,
         "first_prediction_s": answered - loaded,
         "in_process_s": answered - _STARTED,
-        "fast": model.fast is not None if args.path == "model" else False,
+        "fast": model.scorer.quick if args.path == "model" else False,
     }
 
 
@@ -77,12 +77,12 @@ def inference(args: argparse.Namespace) -> dict:
     import moviegenre
     from moviegenre.data import load_movies
     from moviegenre.fast import predict_proba_processes
-    from moviegenre.predict import items_to_frame
+    from moviegenre.items import to_frame as items_to_frame
 
     frame = load_movies(args.testing, labelled=False).frame
     plots = frame["plot"].tolist()
     model = moviegenre.load_model(args.model)
-    result: dict = {"kind": model.kind, "path": args.path, "fast": model.fast is not None and args.path == "model"}
+    result: dict = {"kind": model.kind, "path": args.path, "fast": model.scorer.quick and args.path == "model"}
 
     if args.path == "pipeline":
         def score(items):
@@ -132,11 +132,11 @@ def inference(args: argparse.Namespace) -> dict:
     result["two_threads"] = {"plots_per_s": n / seconds}
     if result["fast"]:
         columns = (batch["plot"].tolist(), batch["title"].tolist(), batch["year"].to_numpy())
-        single = model.fast.predict_proba(*columns)
+        single = model.scorer.predict_proba(*columns)
         seconds = []
         for _ in range(args.rounds):
             started = time.perf_counter()
-            both = predict_proba_processes(model.fast, *columns, workers=2, chunk_rows=max(1, -(-n // 8)))
+            both = predict_proba_processes(model.scorer, *columns, workers=2, chunk_rows=max(1, -(-n // 8)))
             seconds.append(time.perf_counter() - started)
         assert np.array_equal(both, single)
         result["two_processes"] = {"plots_per_s": n / statistics.median(seconds), "includes": "fork + pool start"}
@@ -158,11 +158,11 @@ def inference(args: argparse.Namespace) -> dict:
 
 def _vectorizer(model, path: str, batch):
     """The model's own feature extraction alone, or ``None`` when it has no separate step."""
-    from moviegenre.predict import items_to_frame
+    from moviegenre.items import to_frame as items_to_frame
 
-    if path == "model" and model.fast is not None:
+    if path == "model" and model.scorer.quick:
         columns = (batch["plot"].tolist(), batch["title"].tolist(), batch["year"].to_numpy())
-        return lambda: model.fast.transform(*columns)
+        return lambda: model.scorer.transform(*columns)
     steps = dict(getattr(model.pipeline, "steps", []))
     if "features" in steps:
         return lambda: steps["features"].transform(items_to_frame(batch))

@@ -15,9 +15,10 @@ from typer.testing import CliRunner
 
 from conftest import E1_PLOT, E2_PLOT
 from moviegenre.cli import app
-from moviegenre.errors import ModelError
+from moviegenre.errors import ModelError, UsageError
 from moviegenre.explain import LinearPart, explain
-from moviegenre.predict import GenreModel, items_to_frame
+from moviegenre.items import to_frame as items_to_frame
+from moviegenre.predict import GenreModel
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -94,7 +95,7 @@ def test_a_model_without_a_linear_part_is_refused(dev_movies):
 
 
 def test_bad_arguments_are_refused(small_model):
-    with pytest.raises(ValueError, match="top_genres must be at least 1"):
+    with pytest.raises(UsageError, match="top_genres must be at least 1"):
         explain(small_model, E2_PLOT, top_genres=0)
 
 

@@ -18,7 +18,7 @@ from moviegenre.embeddings import EmbeddingCache, HybridClassifier, SentenceEmbe
 from moviegenre.errors import ModelError
 from moviegenre.genres import GENRES
 from moviegenre.models import get_kind
-from moviegenre.predict import items_to_frame
+from moviegenre.items import to_frame as items_to_frame
 from moviegenre.settings import get_settings
 from moviegenre.train import train
 

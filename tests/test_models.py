@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from moviegenre.artifact import load_model, save_model
+from moviegenre.errors import UsageError
 from moviegenre.examples import EXAMPLE_PLOTS
 from moviegenre.genres import GENRES
 from moviegenre.models import build_estimator, kind_names
@@ -27,9 +28,9 @@ def p(model, text: str, genre: str) -> float:
 
 def test_known_kinds():
     assert {"seed", "linear"} <= set(kind_names())
-    with pytest.raises(ValueError, match="unknown model kind 'nope'"):
+    with pytest.raises(UsageError, match="unknown model kind 'nope'"):
         build_estimator("nope")
-    with pytest.raises(ValueError, match="has no parameter"):
+    with pytest.raises(UsageError, match="has no parameter"):
         build_estimator("linear", colour="red")
 
 

@@ -20,13 +20,10 @@ a half-written model that looks complete.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import os
 import platform
 import shutil
-import tempfile
 import zipfile
 from functools import partial
 from importlib import metadata as importlib_metadata
@@ -46,8 +43,9 @@ from .fast import (
     save_bundle,
     verify,
 )
+from .files import replace_directory, sha256_of, staging_directory
 from .genres import GENRES
-from .predict import GenreModel
+from .predict import GenreModel, PipelineScorer
 
 MODEL_FILE = "model.skops"
 METADATA_FILE = "model.json"
@@ -75,15 +73,6 @@ def trusted_types() -> set[str]:
     return set(_BASE_TRUSTED_TYPES) | all_trusted_types()
 
 
-def sha256_of(path: Path) -> str:
-    """:func:`moviegenre.data.sha256_of`, without importing pandas along with that module."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def library_versions() -> dict[str, str]:
     names = ["moviegenre", "scikit-learn", "numpy", "scipy", "skops", "pandas"]
     versions = {"python": platform.python_version()}
@@ -108,8 +97,7 @@ def save_model(pipeline: Any, metadata: dict[str, Any], directory: str | Path) -
     import skops.io
 
     directory = Path(directory)
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}."))
+    staging = staging_directory(directory)
     try:
         model_path = staging / MODEL_FILE
         skops.io.dump(pipeline, model_path, compression=zipfile.ZIP_DEFLATED)
@@ -127,7 +115,8 @@ def save_model(pipeline: Any, metadata: dict[str, Any], directory: str | Path) -
         if fast_path is not None:
             metadata[FAST_PATH_FIELD] = fast_path
         _write_json(staging / METADATA_FILE, metadata)
-        _replace_directory(staging, directory)
+        _refuse_to_replace_a_foreign_directory(directory)
+        replace_directory(staging, directory)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return metadata
@@ -153,19 +142,12 @@ def _write_fast_bundle(pipeline: Any, directory: Path, model_sha256: str) -> dic
     }
 
 
-def _replace_directory(staging: Path, directory: Path) -> None:
+def _refuse_to_replace_a_foreign_directory(directory: Path) -> None:
     if directory.exists() and not (directory / METADATA_FILE).exists() and any(directory.iterdir()):
         raise ModelError(
             f"{directory} exists and is not a model directory; refusing to replace it "
             "(choose another --out or empty it)"
         )
-    backup = None
-    if directory.exists():
-        backup = directory.with_name(f".{directory.name}.old-{os.getpid()}")
-        os.replace(directory, backup)
-    os.replace(staging, directory)
-    if backup is not None:
-        shutil.rmtree(backup, ignore_errors=True)
 
 
 def read_metadata(directory: str | Path) -> dict[str, Any]:
@@ -227,10 +209,12 @@ def load_model(directory: str | Path) -> GenreModel:
             f"model.json records {artifact['sha256']}. Refusing to load it; retrain or restore it"
         )
     _check_sklearn_version(meta, directory / METADATA_FILE)
+    check_types(model_path)
     fast = _read_fast_bundle(directory, meta)
     if fast is not None:
-        return GenreModel(None, meta, directory, fast=fast, load_pipeline=partial(_load_pipeline, model_path))
-    return GenreModel(_load_pipeline(model_path), meta, directory)
+        return GenreModel(None, meta, directory, scorer=fast, load_pipeline=partial(_load_pipeline, model_path))
+    pipeline = _load_pipeline(model_path)
+    return GenreModel(pipeline, meta, directory, scorer=PipelineScorer(pipeline))
 
 
 def _read_fast_bundle(directory: Path, meta: dict[str, Any]) -> FastLinear | None:
@@ -257,22 +241,93 @@ def _read_fast_bundle(directory: Path, meta: dict[str, Any]) -> FastLinear | Non
     return load_bundle(path)
 
 
-def _load_pipeline(model_path: Path) -> Any:
-    """Deserialise ``model.skops`` after checking that every type it names is trusted."""
-    import skops.io
+def check_types(model_path: Path) -> set[str]:
+    """Every type ``model.skops`` names, after refusing the file if one is not trusted.
 
+    This reads the file's schema with the standard library alone, so that a model served
+    through its compiled form is checked at load without importing skops and scikit-learn
+    (seconds of a cold start). What is trusted: the containers and numbers skops stores as
+    data, scikit-learn's classes, and the functions and classes the model kinds list
+    (:func:`trusted_types`). skops checks the types again, its own way, when the pipeline is
+    deserialised (:func:`_load_pipeline`).
+    """
     try:
-        named_types = set(skops.io.get_untrusted_types(file=model_path))
-    except (zipfile.BadZipFile, KeyError, ValueError, json.JSONDecodeError) as exc:
-        raise ModelError(f"{model_path} is not a readable skops file ({exc})") from None
-    untrusted = sorted(named_types - trusted_types())
+        with zipfile.ZipFile(model_path) as archive:
+            named = _named_types(archive.read("schema.json"))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+        raise ModelError(f"{model_path} is not a readable skops file ({type(exc).__name__}: {exc})") from None
+    trusted = trusted_types()
+    untrusted = sorted({name for name, loader in named if not _is_trusted(name, loader, trusted)})
     if untrusted:
         raise ModelError(
             f"{model_path} names types that are not on moviegenre's trusted list: {untrusted}. "
             "Refusing to load it: only models made by moviegenre can be loaded"
         )
+    return {name for name, _ in named}
+
+
+#: What skops stores as plain data, by the loader it names.
+_DATA_TYPES = {
+    "DictNode": {"builtins.dict"},
+    "ListNode": {"builtins.list"},
+    "TupleNode": {"builtins.tuple"},
+    "SetNode": {"builtins.set"},
+    "SliceNode": {"builtins.slice"},
+    "BytesNode": {"builtins.bytes"},
+    "BytearrayNode": {"builtins.bytearray"},
+    "JsonNode": {f"builtins.{name}" for name in ("str", "int", "float", "bool", "NoneType", "list", "dict")},
+    "NdArrayNode": {"numpy.ndarray"},
+    "MaskedArrayNode": {"numpy.ma.core.MaskedArray"},
+    "TypeNode": {"builtins.str", "builtins.int", "builtins.float", "builtins.bool", "builtins.object"},
+}
+_NUMPY_SCALARS = frozenset(
+    f"numpy.{name}"
+    for name in ("bool_", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+                 "float16", "float32", "float64", "str_", "object_", "dtype")
+)  # fmt: skip
+
+
+def _named_types(schema_json: bytes) -> set[tuple[str, str]]:
+    """``(module.class, loader)`` of every node of a skops schema, collected while the JSON is
+    parsed (a walk of the parsed tree afterwards costs three times as long)."""
+    named: set[tuple[str, str]] = set()
+
+    def collect(node: dict[str, Any]) -> dict[str, Any]:
+        loader = node.get("__loader__")
+        if loader is not None:
+            named.add((f"{node.get('__module__')}.{node.get('__class__')}", str(loader)))
+        return node
+
+    json.loads(schema_json, object_hook=collect)
+    return named
+
+
+def _is_trusted(name: str, loader: str, trusted: set[str]) -> bool:
+    if name in _DATA_TYPES.get(loader, ()) or name in trusted:
+        return True
+    if loader in ("TypeNode", "ObjectNode", "NdArrayNode") and name in _NUMPY_SCALARS:
+        return True
+    if loader == "SparseMatrixNode":
+        return name.startswith("scipy.sparse.")
+    # skops trusts scikit-learn's estimators; a class of scikit-learn (never a function or
+    # method, which could be anything) is checked exactly by skops when it is deserialised.
+    return loader in ("ObjectNode", "DictNode") and name.startswith("sklearn.")
+
+
+def _load_pipeline(model_path: Path) -> Any:
+    """Deserialise ``model.skops`` after skops' own check: every type it does not trust by
+    default must be on moviegenre's explicit list (:func:`trusted_types`)."""
+    import skops.io
+
     try:
-        pipeline = skops.io.load(model_path, trusted=sorted(named_types))
+        untrusted_to_skops = set(skops.io.get_untrusted_types(file=model_path))
+    except Exception as exc:  # skops raises many types for a damaged file
+        raise ModelError(f"{model_path} is not a readable skops file ({type(exc).__name__}: {exc})") from None
+    unexpected = sorted(untrusted_to_skops - trusted_types())
+    if unexpected:
+        raise ModelError(f"{model_path} names types that are not on moviegenre's trusted list: {unexpected}")
+    try:
+        pipeline = skops.io.load(model_path, trusted=sorted(untrusted_to_skops))
     except Exception as exc:  # skops raises many types for a damaged file
         raise ModelError(f"{model_path} could not be loaded ({type(exc).__name__}: {exc})") from None
     return pipeline

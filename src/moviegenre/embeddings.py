@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.special import expit
 from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin, clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import KFold
@@ -311,10 +312,6 @@ def _scores(estimator, X) -> np.ndarray:
     return np.log(proba / (1 - proba))
 
 
-def _sigmoid(scores: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * scores))  # overflow-free logistic function
-
-
 def default_embedding_model(C: float = 1.0) -> BaseEstimator:
     from sklearn.multiclass import OneVsRestClassifier
 
@@ -384,7 +381,7 @@ class HybridClassifier(ClassifierMixin, BaseEstimator):
                 self.blend_intercept_[g] = blend.intercept_[0]
             else:  # a label never (or always) seen: a constant, as one-vs-rest does
                 self.blend_intercept_[g] = 30.0 if y[:, g].all() else -30.0
-        self.text_model_ = _fit_sequentially(clone(self.text_model), X, y)
+        self.text_model_ = clone(self.text_model).fit(X, y)
         self.embedding_model_ = clone(embedding_model).fit(embeddings, y)
         self.n_outputs_ = n_labels
         return self
@@ -394,7 +391,7 @@ class HybridClassifier(ClassifierMixin, BaseEstimator):
         splitter = KFold(n_splits=self.folds, shuffle=True, random_state=self.random_state)
         for train_idx, test_idx in splitter.split(embeddings):
             rows_train, rows_test = _rows(X, train_idx), _rows(X, test_idx)
-            text = _fit_sequentially(clone(self.text_model), rows_train, y[train_idx])
+            text = clone(self.text_model).fit(rows_train, y[train_idx])
             dense = clone(embedding_model).fit(embeddings[train_idx], y[train_idx])
             scores[test_idx, :, 0] = _scores(text, rows_test)
             scores[test_idx, :, 1] = _scores(dense, embeddings[test_idx])
@@ -412,22 +409,10 @@ class HybridClassifier(ClassifierMixin, BaseEstimator):
         return np.einsum("ngk,gk->ng", base, self.blend_coef_) + self.blend_intercept_
 
     def predict_proba(self, X) -> np.ndarray:
-        return _sigmoid(self.decision_function(X))
+        return expit(self.decision_function(X))
 
     def predict(self, X) -> np.ndarray:
         return (self.decision_function(X) >= 0).astype(int)
-
-
-def _fit_sequentially(estimator, X, y):
-    """Fit with joblib parallelism inside turned off. A one-vs-rest fit on two workers shares
-    one sparse matrix, which liblinear sorts in place when its indices are unsorted (as the
-    linear kind's ColumnTransformer.fit_transform leaves them): threads then corrupt it ("indices
-    array has fewer than nnz elements") and processes get it read-only ("WRITEBACKIFCOPY base
-    is read-only")."""
-    from joblib import parallel_config
-
-    with parallel_config(backend="sequential"):
-        return estimator.fit(X, y)
 
 
 def _rows(X, index):

@@ -6,9 +6,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from sklearn.calibration import calibration_curve
 from sklearn.metrics import f1_score, roc_auc_score
 
-from .data import Movies
+from .data import Movies, genres_to_matrix
 from .errors import DataError
 from .genres import GENRES
 from .predict import GenreModel
@@ -40,19 +41,27 @@ def roc_metrics(labels: np.ndarray, proba: np.ndarray, genres: Sequence[str] = G
     }
 
 
+def reliability(y: np.ndarray, p: np.ndarray, bins: int = 10) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per non-empty bin of ``bins`` equal-width bins of the predicted probability ``p``: the
+    observed frequency of ``y``, the mean prediction, and the number of predictions."""
+    observed, predicted = calibration_curve(y, p, n_bins=bins, strategy="uniform")
+    # calibration_curve's own binning (interior edges, searchsorted), to count each bin.
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    counts = np.bincount(np.searchsorted(edges[1:-1], p), minlength=bins)
+    return observed, predicted, counts[counts > 0]
+
+
+def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = 10) -> float:
+    """Mean gap between predicted probability and observed frequency, over equal-width bins
+    weighted by the predictions they hold."""
+    observed, predicted, counts = reliability(y, p, bins)
+    return float(np.sum(counts * np.abs(observed - predicted)) / counts.sum())
+
+
 def calibration_metrics(labels: np.ndarray, proba: np.ndarray, bins: int = 10) -> dict[str, Any]:
     """Brier score and expected calibration error (equal-width bins), overall and per genre."""
-    def ece(y: np.ndarray, p: np.ndarray) -> float:
-        edges = np.minimum((p * bins).astype(int), bins - 1)
-        total = 0.0
-        for b in range(bins):
-            in_bin = edges == b
-            if in_bin.any():
-                total += in_bin.mean() * abs(y[in_bin].mean() - p[in_bin].mean())
-        return float(total)
-
     brier = ((proba - labels) ** 2).mean(axis=0)
-    per_genre_ece = [ece(labels[:, i], proba[:, i]) for i in range(labels.shape[1])]
+    per_genre_ece = [expected_calibration_error(labels[:, i], proba[:, i], bins) for i in range(labels.shape[1])]
     return {
         "brier": float(brier.mean()),
         "ece": float(np.mean(per_genre_ece)),
@@ -73,18 +82,10 @@ def label_set_metrics(labels: np.ndarray, predicted: np.ndarray) -> dict[str, An
     }
 
 
-def sets_to_matrix(label_sets: Sequence[Sequence[str]]) -> np.ndarray:
-    index = {genre: i for i, genre in enumerate(GENRES)}
-    matrix = np.zeros((len(label_sets), len(GENRES)), dtype=np.int8)
-    for row, names in enumerate(label_sets):
-        matrix[row, [index[n] for n in names]] = 1
-    return matrix
-
-
 def all_metrics(labels: np.ndarray, proba: np.ndarray, label_sets: Sequence[Sequence[str]]) -> dict[str, Any]:
     return {
         **roc_metrics(labels, proba),
-        "label_sets": label_set_metrics(labels, sets_to_matrix(label_sets)),
+        "label_sets": label_set_metrics(labels, genres_to_matrix(label_sets)),
         "calibration": calibration_metrics(labels, proba),
     }
 

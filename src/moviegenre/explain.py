@@ -16,7 +16,6 @@ score + bias``, which also adds up exactly. Terms therefore move the final logit
 
 from __future__ import annotations
 
-import math
 import re
 import string
 import weakref
@@ -26,9 +25,11 @@ from typing import Any
 
 import numpy as np
 from scipy import sparse
+from scipy.special import expit
 
-from .errors import ModelError
-from .predict import GenreModel, items_to_frame
+from .errors import ModelError, UsageError
+from .items import to_frame
+from .predict import GenreModel
 
 _NAMES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _ONE_HOT_PREFIX = re.compile(r"^x\d+_")
@@ -204,10 +205,6 @@ def linear_part_of(model: GenreModel) -> tuple[LinearPart, Any]:
         ) from None
 
 
-def _sigmoid(score: float) -> float:
-    return 0.5 * (1.0 + math.tanh(0.5 * score))
-
-
 def explain(
     model: GenreModel, plot: str, title: str = "", top_genres: int = 3, top_terms: int = 8
 ) -> dict[str, Any]:
@@ -221,8 +218,8 @@ def explain(
     embedding.weight x embedding.score + bias == score``.
     """
     if top_genres < 1 or top_terms < 0:
-        raise ValueError("top_genres must be at least 1 and top_terms at least 0")
-    frame = items_to_frame([{"plot": plot, "title": title}])
+        raise UsageError("top_genres must be at least 1 and top_terms at least 0")
+    frame = to_frame([{"plot": plot, "title": title}])
     part, hybrid = linear_part_of(model)
     terms, contributions, linear_scores = part.contributions(frame)
     if hybrid is not None:
@@ -266,7 +263,7 @@ def _linear_entry(terms: list[tuple[str, str]], values: np.ndarray, intercept: f
 
     return {
         "score": score,
-        "probability": _sigmoid(score),
+        "probability": float(expit(score)),
         "intercept": intercept,
         "up": [term(i) for i in up],
         "down": [term(i) for i in down],

@@ -3,6 +3,9 @@
 Every kind is a scikit-learn estimator that takes a DataFrame with columns ``plot``, ``title``
 and ``year`` and whose ``predict_proba`` returns an (n, 24) array in genre order. Register a
 new kind with :func:`register`; ``moviegenre train --kind NAME`` then finds it.
+
+Builders import scikit-learn themselves: the loader reads the registry (which types a kind's
+model file may name) on every cold start, and importing scikit-learn takes a second.
 """
 
 from __future__ import annotations
@@ -11,17 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import StackingClassifier
-from sklearn.feature_extraction import DictVectorizer
-from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
-from sklearn.linear_model import LogisticRegression
-from sklearn.multiclass import OneVsRestClassifier
-from sklearn.naive_bayes import ComplementNB, MultinomialNB
-from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import FunctionTransformer, Normalizer, OneHotEncoder
-
-from .text import decade_of, seed_tokenize, to_dense, word_counts
+from .errors import UsageError
 
 
 @dataclass(frozen=True)
@@ -48,7 +41,7 @@ def get_kind(name: str) -> ModelKind:
     try:
         return _KINDS[name]
     except KeyError:
-        raise ValueError(f"unknown model kind {name!r}; choose one of {sorted(_KINDS)}") from None
+        raise UsageError(f"unknown model kind {name!r}; choose one of {sorted(_KINDS)}") from None
 
 
 def kind_names() -> list[str]:
@@ -59,7 +52,7 @@ def build_estimator(name: str, **params: Any):
     kind = get_kind(name)
     unknown = set(params) - set(kind.defaults)
     if unknown:
-        raise ValueError(f"model kind {name!r} has no parameter(s) {sorted(unknown)}")
+        raise UsageError(f"model kind {name!r} has no parameter(s) {sorted(unknown)}")
     return kind.build(**{**kind.defaults, **params})
 
 
@@ -70,10 +63,22 @@ def all_trusted_types() -> set[str]:
 # --- seed: the original system's pipeline, reproduced with default parameters -------------
 
 
-def build_seed() -> Pipeline:
+def build_seed():
     """CountVectorizer + TfidfVectorizer + DictVectorizer over the plot, dense, L2-normalised,
     then a stack of multinomial and complement naive Bayes under a logistic regression, one per
     genre: the original system's pipeline (its memory use and slowness included)."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import StackingClassifier
+    from sklearn.feature_extraction import DictVectorizer
+    from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.multiclass import OneVsRestClassifier
+    from sklearn.naive_bayes import ComplementNB, MultinomialNB
+    from sklearn.pipeline import Pipeline, make_pipeline
+    from sklearn.preprocessing import FunctionTransformer, Normalizer
+
+    from .text import seed_tokenize, to_dense, word_counts
+
     features = ColumnTransformer(
         [
             ("count", CountVectorizer(tokenizer=seed_tokenize, token_pattern=None), "plot"),
@@ -125,7 +130,7 @@ def build_linear(
     title_weight: float,
     decade_weight: float,
     class_weight: str | None,
-) -> Pipeline:
+):
     """Word n-grams and character n-grams of the plot, title words and the decade, as one
     sparse TF-IDF vector, then one logistic regression per genre.
 
@@ -136,6 +141,15 @@ def build_linear(
     features. Everything stays linear in one sparse vector, so the 24 regressions collapse into
     one coefficient matrix for fast inference.
     """
+    from sklearn.compose import ColumnTransformer
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.multiclass import OneVsRestClassifier
+    from sklearn.pipeline import Pipeline, make_pipeline
+    from sklearn.preprocessing import FunctionTransformer, OneHotEncoder
+
+    from .text import decade_of
+
     features = ColumnTransformer(
         [
             (
@@ -175,9 +189,13 @@ def build_linear(
             "decade": decade_weight,
         },
     )
+    # One genre's fit at a time (n_jobs=None): liblinear trains without the GIL but keeps its
+    # random generator in a C++ global, so two fits on threads race on it (seen: segfaults, and
+    # fits that never converged); process workers get read-only memory-mapped matrices that
+    # liblinear rejects, or copies that cost more than the fits.
     classifier = OneVsRestClassifier(
         LogisticRegression(C=C, solver="liblinear", dual=True, class_weight=class_weight, max_iter=1000),
-        n_jobs=2,
+        n_jobs=None,
     )
     return Pipeline([("features", features), ("classifier", classifier)])
 

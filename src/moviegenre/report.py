@@ -16,8 +16,6 @@ matplotlib (the ``report`` extra) is imported only here, with the non-interactiv
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +23,8 @@ import numpy as np
 
 from .data import Movies
 from .errors import DataError, MovieGenreError
-from .evaluate import all_metrics
+from .evaluate import all_metrics, reliability
+from .files import atomic_path, atomic_write
 from .genres import GENRES
 from .predict import GenreModel
 
@@ -66,34 +65,17 @@ def write_report(model: GenreModel, movies: Movies, out_dir: str | Path) -> Path
     }
     for name, draw in drawers.items():
         figure = draw()
-        _atomic_write(out_dir / name, lambda path, f=figure: f.savefig(path, dpi=120, format="png"))
+        with atomic_path(out_dir / name) as path:
+            figure.savefig(path, dpi=120, format="png")
         plt.close(figure)
     payload = {"model": {"id": model.id, "kind": model.kind},
                "data": {"source": movies.source, "sha256": movies.sha256}, **metrics}
-    _atomic_write(out_dir / "metrics.json",
-                  lambda path: Path(path).write_text(json.dumps(payload, indent=2) + "\n"))
-    text = _markdown(model, movies, labels, metrics)
+    with atomic_write(out_dir / "metrics.json") as handle:
+        handle.write(json.dumps(payload, indent=2) + "\n")
     report = out_dir / "report.md"
-    _atomic_write(report, lambda path: Path(path).write_text(text, encoding="utf-8"))
+    with atomic_write(report) as handle:
+        handle.write(_markdown(model, movies, labels, metrics))
     return report
-
-
-def _atomic_write(target: Path, write) -> None:
-    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-    os.close(handle)
-    try:
-        write(temporary)
-        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp's 0600 would hide the report
-        os.replace(temporary, target)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:
@@ -206,18 +188,12 @@ def _roc_curves(plt, labels: np.ndarray, proba: np.ndarray, main: list[int]):
     return figure
 
 
-def _reliability_points(y: np.ndarray, p: np.ndarray, bins: int = 10, min_count: int = 1):
+def _reliability_points(y: np.ndarray, p: np.ndarray, min_count: int = 1):
     """Mean prediction and observed frequency per equal-width bin holding ``min_count`` or
     more predictions (fewer make a point that is mostly noise)."""
-    edges = np.minimum((p * bins).astype(int), bins - 1)
-    centres, observed, counts = [], [], []
-    for b in range(bins):
-        in_bin = edges == b
-        if in_bin.sum() >= min_count:
-            centres.append(p[in_bin].mean())
-            observed.append(y[in_bin].mean())
-            counts.append(int(in_bin.sum()))
-    return np.array(centres), np.array(observed), np.array(counts)
+    observed, predicted, counts = reliability(y, p)
+    keep = counts >= min_count
+    return predicted[keep], observed[keep], counts[keep]
 
 
 def _reliability(plt, labels: np.ndarray, proba: np.ndarray, main: list[int]):

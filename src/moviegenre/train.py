@@ -9,12 +9,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-import joblib
 import numpy as np
 from sklearn.base import clone
 from sklearn.model_selection import KFold
 
 from .data import Movies
+from .errors import DataError
 from .evaluate import all_metrics, label_set_metrics
 from .genres import GENRES
 from .models import build_estimator, get_kind
@@ -101,19 +101,13 @@ def train(
     :func:`moviegenre.artifact.save_model`.
     """
     if movies.labels is None:
-        raise ValueError("training needs labelled movies")
+        raise DataError(f"{movies.source} has no 'genres' column; training needs labelled movies")
     with warnings.catch_warnings():
         # Rare genres (News has a handful of positives) make scikit-learn warn on every fold
         # and every constant one-vs-rest column; the metrics report such genres explicitly.
         warnings.filterwarnings("ignore", message="The least populated class")
         warnings.filterwarnings("ignore", message="Label not .* is present in all training")
-        # One-vs-rest fits one after another. Not on threads: liblinear trains without the GIL
-        # but keeps its random generator in a C++ global, so two fits at once race on it (seen:
-        # segfaults, and fits that never converged, 5x slower). Not on processes: workers get
-        # read-only memory-mapped matrices that liblinear rejects, or copies that cost more
-        # than the fits. On the dev file (2 cores) this trains as fast as two threads did.
-        with joblib.parallel_backend("sequential"):
-            return _train(kind, movies, params, cv_folds, seed, progress)
+        return _train(kind, movies, params, cv_folds, seed, progress)
 
 
 def _train(kind, movies, params, cv_folds, seed, progress) -> GenreModel:
