@@ -9,6 +9,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 SHARED ?= $(abspath ../shared)
 PYTEST_ARGS ?= -m "not soak"
+LINT = $(BIN)/ruff check src tests benchmarks
 
 .PHONY: help serve test bench system-deps lint
 
@@ -37,9 +38,10 @@ system-deps:  ## Debian packages the tests and benchmarks use (Chromium for the 
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium wrk >/dev/null; \
 	fi
 
-test: system-deps $(VENV)/.dev  ## Install everything and run the test suite
+test: system-deps $(VENV)/.dev  ## Install everything, lint, and run the test suite
+	$(LINT)
 	NLTK_DATA=$${NLTK_DATA:-$(SHARED)/nltk_data} MOVIEGENRE_TEST_DATA=$${MOVIEGENRE_TEST_DATA:-$(SHARED)/data} \
 		HF_HUB_OFFLINE=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
 
-lint: $(VENV)/.dev  ## ruff over the code and tests
-	$(BIN)/ruff check src tests benchmarks
+lint: $(VENV)/.dev  ## ruff over the code, tests and benchmarks
+	$(LINT)

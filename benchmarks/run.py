@@ -28,7 +28,6 @@ import os
 import platform
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -41,6 +40,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
+
+from moviegenre.api.background import serve_in_background
 
 REPO = Path(__file__).resolve().parents[1]
 PROBES = Path(__file__).resolve().with_name("probes.py")
@@ -191,12 +192,6 @@ def parse_wrk(text: str) -> dict[str, Any]:
     }
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _get(url: str) -> tuple[int, bytes]:
     try:
         with urllib.request.urlopen(url, timeout=5) as response:
@@ -222,27 +217,8 @@ def http(model: Path, plots: list[str], plan: Plan, work: Path) -> dict[str, Any
     wrk = shutil.which("wrk")
     if wrk is None:
         return {"skipped": "wrk is not installed (Debian/Ubuntu: apt-get install wrk)"}
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    log = open(work / "serve.log", "wb")  # closed with the server, below
-    server = subprocess.Popen(
-        [sys.executable, "-m", "moviegenre", "serve", "--model", str(model), "--host", "127.0.0.1",
-         "--port", str(port)],
-        stdout=log, stderr=subprocess.STDOUT, env=child_environment(), cwd=REPO,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 300
-        while True:
-            if server.poll() is not None:
-                raise RuntimeError(f"moviegenre serve exited with {server.returncode}; see {work / 'serve.log'}")
-            try:
-                if _get(base + "/readyz")[0] == 200:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("moviegenre serve was not ready within 300 s")
-            time.sleep(0.2)
+    with serve_in_background(model, env=child_environment(), timeout_s=300, log=work / "serve.log", cwd=REPO) as server:
+        base = server.base_url
         status, body = _get(base + "/inference?plot=" + quote(plots[0], safe=""))
         answer = json.loads(body)
         assert status == 200 and len(answer["clasification"]) == 24, body[:200]
@@ -258,14 +234,6 @@ def http(model: Path, plots: list[str], plan: Plan, work: Path) -> dict[str, Any
         for _ in range(plan.wrk_rounds):
             rounds.append({"healthz": load(base + "/healthz", plan.wrk_seconds),
                            "inference": load(base, plan.wrk_seconds, "-s", str(script))})  # fmt: skip
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        log.close()
     result = {
         "wrk": f"wrk -t1 -c{plan.wrk_connections} -d{plan.wrk_seconds}s --latency, {plan.wrk_rounds} round(s)",
         "server": "moviegenre serve (one uvicorn worker)",

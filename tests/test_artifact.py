@@ -2,27 +2,16 @@
 
 from __future__ import annotations
 
-import json
-import shutil
+import pickle
 import zipfile
 
 import pytest
 import skops.io
 
+from conftest import Evil, editing_model_json, flip_a_byte, replace_model_file
 from moviegenre.artifact import METADATA_FILE, MODEL_FILE, load_model, read_metadata
 from moviegenre.data import sha256_of
 from moviegenre.errors import ModelError
-
-
-@pytest.fixture
-def model_copy(small_model_dir, tmp_path):
-    return shutil.copytree(small_model_dir, tmp_path / "model")
-
-
-def rewrite_meta(directory, **changes):
-    meta = json.loads((directory / METADATA_FILE).read_text())
-    meta.update(changes)
-    (directory / METADATA_FILE).write_text(json.dumps(meta))
 
 
 def test_model_json_describes_the_model(small_model_dir):
@@ -34,10 +23,7 @@ def test_model_json_describes_the_model(small_model_dir):
 
 
 def test_one_flipped_byte_is_refused(model_copy):
-    path = model_copy / MODEL_FILE
-    data = bytearray(path.read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    path.write_bytes(bytes(data))
+    flip_a_byte(model_copy / MODEL_FILE)
     with pytest.raises(ModelError, match="altered or truncated"):
         load_model(model_copy)
 
@@ -61,39 +47,27 @@ def test_missing_or_invalid_model_json(model_copy, tmp_path):
 
 
 def test_model_json_without_required_fields(model_copy):
-    meta = json.loads((model_copy / METADATA_FILE).read_text())
-    del meta["artifact"]
-    (model_copy / METADATA_FILE).write_text(json.dumps(meta))
+    with editing_model_json(model_copy) as meta:
+        del meta["artifact"]
     with pytest.raises(ModelError, match=r"lacks field\(s\) \['artifact'\]"):
         load_model(model_copy)
 
 
 def test_model_from_another_scikit_learn_is_refused(model_copy):
-    meta = json.loads((model_copy / METADATA_FILE).read_text())
-    meta["versions"]["scikit-learn"] = "0.24.2"
-    (model_copy / METADATA_FILE).write_text(json.dumps(meta))
+    with editing_model_json(model_copy) as meta:
+        meta["versions"]["scikit-learn"] = "0.24.2"
     with pytest.raises(ModelError, match="made with scikit-learn 0.24.2"):
         load_model(model_copy)
 
 
-class Evil:
-    """Stands for an arbitrary class a hostile model file could name."""
-
-
 def test_unknown_type_inside_the_file_is_refused_even_with_a_matching_checksum(model_copy):
-    path = model_copy / MODEL_FILE
-    skops.io.dump({"pipeline": Evil()}, path)
-    rewrite_meta(model_copy, artifact={"file": MODEL_FILE, "sha256": sha256_of(path), "bytes": 0})
+    replace_model_file(model_copy, lambda path: skops.io.dump({"pipeline": Evil()}, path))
     with pytest.raises(ModelError, match="not on moviegenre's trusted list.*Evil"):
         load_model(model_copy)
 
 
 def test_a_pickle_is_never_loaded(model_copy):
-    import pickle
-
-    path = model_copy / MODEL_FILE
-    path.write_bytes(pickle.dumps({"x": 1}))
-    rewrite_meta(model_copy, artifact={"file": MODEL_FILE, "sha256": sha256_of(path), "bytes": 0})
+    replace_model_file(model_copy, lambda path: path.write_bytes(pickle.dumps({"x": 1})))
     with pytest.raises(ModelError, match="not a readable skops file"):
         load_model(model_copy)
 

@@ -1,106 +1,34 @@
 """The page at "/" in a real browser: Debian's Chromium, headless, driven by Playwright.
 
-Each test talks to a real server (uvicorn in a subprocess, the small linear model) through the
-page only, the way a person would, and checks what the page shows. Screenshots go to the test's
-``tmp_path``; the main ones are also copied to ``test-output/`` (git-ignored) for a human to look at.
+Each test talks to a real server (``moviegenre serve`` in a subprocess, the small linear model:
+the session's ``small_model_server``) through the page only, the way a person would, and checks
+what the page shows. Screenshots go to the test's ``tmp_path``; the main ones are also copied to
+``test-output/`` (git-ignored) for a human to look at.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 
 from conftest import E1_PLOT, E2_PLOT
+from moviegenre.api.background import serve_in_background
 from moviegenre.genres import GENRES
 
 pytestmark = pytest.mark.browser
 
 REPO = Path(__file__).resolve().parents[1]
 SCREENSHOTS = REPO / "test-output"
-APP = "moviegenre.api.app:create_app"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--headless",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextmanager
-def running_server(model_dir: Path, log_path: Path, **env: str) -> Iterator[tuple[str, subprocess.Popen]]:
-    """Start ``uvicorn`` on a free loopback port; yield its base URL and process."""
-    port = _free_port()
-    command = [sys.executable, "-m", "uvicorn", APP, "--factory", "--host", "127.0.0.1",
-               "--port", str(port), "--log-level", "warning"]  # fmt: skip
-    environment = {**os.environ, "MOVIEGENRE_MODEL": str(model_dir), **env}
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(command, env=environment, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"server exited with {process.returncode}:\n{log_path.read_text()}")
-            try:
-                if httpx.get(base + "/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"server did not start within 90 s:\n{log_path.read_text()}")
-            time.sleep(0.2)
-        yield base, process
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-@pytest.fixture(scope="module")
-def server(small_model_dir, tmp_path_factory) -> Iterator[str]:
-    log = tmp_path_factory.mktemp("server") / "uvicorn.log"
-    with running_server(small_model_dir, log) as (base, _):
-        yield base
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM.exists():
-        reason = f"Chromium not found at {CHROMIUM} (apt-get install chromium)"
-        if os.environ.get("CI"):
-            pytest.fail(f"{reason}; CI must run the browser tests")
-        pytest.skip(reason)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+@pytest.fixture
+def server(small_model_server) -> str:
+    return small_model_server.base_url
 
 
 @pytest.fixture
@@ -272,8 +200,8 @@ def test_silent_server_times_out(page, server):
 def test_api_key_prompt_then_stopped_server(page, small_model_dir, tmp_path):
     """A server of its own (one start serves both checks): it needs a key, then it stops."""
     key = "correct horse battery staple"
-    log = tmp_path / "uvicorn.log"
-    with running_server(small_model_dir, log, MOVIEGENRE_API_KEY=key) as (base, process):
+    with serve_in_background(small_model_dir, env={"MOVIEGENRE_API_KEY": key}) as server:
+        base, process = server.base_url, server.process
         open_page(page, base)  # the page itself is public; the API behind it is not
         assert "API key" in page.locator("#model-info").inner_text()
         page.locator("#plot").fill(E2_PLOT)

@@ -1,16 +1,11 @@
-"""``moviegenre serve`` for real: a uvicorn subprocess on a free port, called over HTTP."""
+"""``moviegenre serve`` for real: a uvicorn subprocess on a free port, called over HTTP.
+
+Most tests share the session's server of the small model (``small_model_server``)."""
 
 from __future__ import annotations
 
 import json
-import os
 import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 from urllib.parse import quote
 
 import httpx
@@ -18,61 +13,15 @@ import pytest
 
 from conftest import E1_PLOT, E2_PLOT
 from moviegenre.api.app import max_url_bytes
+from moviegenre.api.background import ServerStartError, serve_in_background
 from moviegenre.genres import PROBABILITY_KEYS
 from moviegenre.predict import as_probability_record
 from moviegenre.settings import Settings
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _moviegenre() -> list[str]:
-    script = Path(sys.executable).with_name("moviegenre")
-    return [str(script)] if script.exists() else [sys.executable, "-c", "from moviegenre.cli import app; app()"]
-
-
-@contextmanager
-def serving(args: list[str], log_path: Path, cwd: Path | None = None, ready_within_s: float = 120) -> Iterator[str]:
-    """Run ``moviegenre serve ARGS`` on a free port until /readyz is 200; yield the base URL."""
-    port = _free_port()
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("MOVIEGENRE_")}
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [*_moviegenre(), "serve", "--host", "127.0.0.1", "--port", str(port), *args],
-            cwd=cwd, env=environment, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + ready_within_s
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"serve exited with {process.returncode}:\n{log_path.read_text()}")
-            try:
-                if httpx.get(base + "/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"serve was not ready within {ready_within_s} s:\n{log_path.read_text()}")
-            time.sleep(0.25)
-        yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-@pytest.fixture(scope="module")
-def server(small_model_dir, tmp_path_factory) -> Iterator[str]:
-    log = tmp_path_factory.mktemp("serve") / "serve.log"
-    with serving(["--model", str(small_model_dir)], log) as base:
-        yield base
+@pytest.fixture
+def server(small_model_server) -> str:
+    return small_model_server.base_url
 
 
 def raw_get(base: str, target: str) -> tuple[int, dict]:
@@ -122,36 +71,31 @@ def test_overlong_url_gets_the_apps_json_414(server):
 
 
 def test_missing_model_directory_serves_not_ready(tmp_path):
-    log = tmp_path / "serve.log"
-    port = _free_port()
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("MOVIEGENRE_")}
-    with open(log, "wb") as output:
-        process = subprocess.Popen(
-            [*_moviegenre(), "serve", "--port", str(port), "--model", str(tmp_path / "absent")],
-            env=environment, stdout=output, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert process.poll() is None, log.read_text()
-            try:
-                response = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2)
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, log.read_text()
-                time.sleep(0.25)
+    with serve_in_background(tmp_path / "absent", ready_status=503) as server:
+        response = httpx.get(server.base_url + "/readyz")
         assert response.status_code == 503
         assert "does not exist" in response.json()["error"]["message"]
-        assert httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
+        assert httpx.get(server.base_url + "/healthz").status_code == 200
 
 
 @pytest.mark.slow
 def test_serve_trains_the_default_model_when_there_is_none(dev_zip, tmp_path):
-    with serving(["--data", str(dev_zip)], tmp_path / "serve.log", cwd=tmp_path, ready_within_s=1200) as base:
+    with serve_in_background(None, args=["--data", str(dev_zip)], cwd=tmp_path, timeout_s=1200) as server:
+        base = server.base_url
         model_json = json.loads((tmp_path / "models" / "default" / "model.json").read_text())
         assert model_json["kind"] == "linear" and model_json["training_data"]["rows"] == 6316
         assert httpx.get(base + "/v1/model").json()["id"] == model_json["id"]
         assert httpx.get(base + "/inference", params={"plot": E2_PLOT}).status_code == 200
+
+
+def test_a_server_that_exits_is_reported_with_its_output(small_model_dir):
+    with pytest.raises(ServerStartError, match=r"(?s)exited with 2.*Invalid value for '--workers'"):
+        with serve_in_background(small_model_dir, args=["--workers", "0"]):
+            pass
+
+
+def test_a_server_that_never_gets_ready_is_reported_with_why(tmp_path):
+    # 20 s: time enough for the server to start and answer on a busy machine.
+    with pytest.raises(ServerStartError, match=r"(?s)within 20 s \(last answered 503: .*does not exist.*its output"):
+        with serve_in_background(tmp_path / "absent", timeout_s=20):
+            pass

@@ -23,23 +23,16 @@ import httpx
 import pytest
 import skops.io
 from fastapi.testclient import TestClient
-from reliability_support import assert_json_error, serving, settings_for
+from reliability_support import assert_json_error, settings_for
 
+from conftest import Evil, editing_model_json, flip_a_byte, replace_model_file
 from moviegenre.api.app import create_app
+from moviegenre.api.background import serve_in_background
 from moviegenre.artifact import METADATA_FILE, MODEL_FILE, load_model
-from moviegenre.data import sha256_of
 from moviegenre.errors import ModelError
 from moviegenre.examples import EXAMPLE_PLOTS
 
 FAST_FILE = "fast.npz"  # the compiled form of a linear model, when the directory has one
-
-
-class Evil:
-    """Stands for any class a hostile model file could name."""
-
-
-def _meta(directory: Path) -> dict:
-    return json.loads((directory / METADATA_FILE).read_text())
 
 
 def _write_meta(directory: Path, meta) -> None:
@@ -48,35 +41,19 @@ def _write_meta(directory: Path, meta) -> None:
 
 def _edit_meta(**changes) -> Callable[[Path], None]:
     def edit(directory: Path) -> None:
-        _write_meta(directory, {**_meta(directory), **changes})
+        with editing_model_json(directory) as meta:
+            meta.update(changes)
 
     return edit
 
 
 def _replace_model_file(payload: Callable[[Path], None], *, forge_fast_path: bool = False) -> Callable[[Path], None]:
-    """Write another ``model.skops`` and record its checksum in model.json, as someone who can
-    write the directory would: the checksum then matches, and only the content can betray it."""
-
-    def replace(directory: Path) -> None:
-        path = directory / MODEL_FILE
-        payload(path)
-        meta = _meta(directory)
-        meta["artifact"] = {**meta["artifact"], "sha256": sha256_of(path), "bytes": path.stat().st_size}
-        if forge_fast_path and "fast_path" in meta:
-            meta["fast_path"]["model_sha256"] = meta["artifact"]["sha256"]
-        _write_meta(directory, meta)
-
-    return replace
+    """:func:`conftest.replace_model_file` as a damage of the directory alone, for ``CASES``."""
+    return lambda directory: replace_model_file(directory, payload, forge_fast_path=forge_fast_path)
 
 
 def _flip_a_byte(name: str) -> Callable[[Path], None]:
-    def flip(directory: Path) -> None:
-        path = directory / name
-        data = bytearray(path.read_bytes())
-        data[len(data) // 2] ^= 0xFF
-        path.write_bytes(bytes(data))
-
-    return flip
+    return lambda directory: flip_a_byte(directory / name)
 
 
 def _truncate(directory: Path) -> None:
@@ -85,9 +62,8 @@ def _truncate(directory: Path) -> None:
 
 
 def _other_sklearn(directory: Path) -> None:
-    meta = _meta(directory)
-    meta["versions"]["scikit-learn"] = "0.24.2"
-    _write_meta(directory, meta)
+    with editing_model_json(directory) as meta:
+        meta["versions"]["scikit-learn"] = "0.24.2"
 
 
 def _not_a_skops_zip(path: Path) -> None:
@@ -130,14 +106,13 @@ NEEDS_FAST_FILE = {"fast-path-altered", "fast-path-missing"}
 
 
 @pytest.fixture
-def damaged(request, small_model_dir, tmp_path) -> tuple[Path, str]:
+def damaged(request, model_copy) -> tuple[Path, str]:
     name = request.param
-    if name in NEEDS_FAST_FILE and not (small_model_dir / FAST_FILE).exists():
+    if name in NEEDS_FAST_FILE and not (model_copy / FAST_FILE).exists():
         pytest.skip(f"this model directory has no {FAST_FILE}")
-    directory = Path(shutil.copytree(small_model_dir, tmp_path / "model"))
     damage, reason = CASES[name]
-    damage(directory)
-    return directory, reason
+    damage(model_copy)
+    return model_copy, reason
 
 
 @pytest.mark.parametrize("damaged", list(CASES), indirect=True)
@@ -177,12 +152,6 @@ def test_lambda_style_loading_records_the_failure_instead_of_raising(damaged):
         assert_reason(client.get("/readyz"), reason)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="load_model (artifact.py, not owned here) checks model.skops' types only when the "
-    "pipeline is first used if fast.npz is listed: a directory whose model.skops names a foreign "
-    "type loads and serves (no code runs: fast.npz is plain arrays), and is refused only later",
-)
 def test_a_foreign_type_is_refused_at_load_even_beside_a_consistent_fast_path(small_model_dir, tmp_path):
     if not (small_model_dir / FAST_FILE).exists():
         pytest.skip(f"this model directory has no {FAST_FILE}")
@@ -195,33 +164,31 @@ def test_a_foreign_type_is_refused_at_load_even_beside_a_consistent_fast_path(sm
 # --- a real server --------------------------------------------------------------------------
 
 
-def test_serve_with_a_hostile_model_stays_up_not_ready(small_model_dir, tmp_path):
-    directory = Path(shutil.copytree(small_model_dir, tmp_path / "model"))
-    _replace_model_file(lambda p: skops.io.dump({"run": os.system}, p))(directory)
-    with serving(["--model", str(directory)], tmp_path / "serve.log", wait_for=503) as server:
+def test_serve_with_a_hostile_model_stays_up_not_ready(model_copy, tmp_path):
+    replace_model_file(model_copy, lambda p: skops.io.dump({"run": os.system}, p))
+    with serve_in_background(model_copy, ready_status=503, log=tmp_path / "serve.log") as server:
         pid = server.process.pid
         for _ in range(3):  # still the same process, still up, still saying why
-            response = httpx.get(server.base + "/readyz")
+            response = httpx.get(server.base_url + "/readyz")
             assert_json_error(response, 503, "model_not_ready")
             assert_reason(response, "not on moviegenre's trusted list")
-            assert httpx.get(server.base + "/healthz").status_code == 200
+            assert httpx.get(server.base_url + "/healthz").status_code == 200
             time.sleep(0.5)
-        assert_json_error(httpx.get(server.base + "/inference", params={"plot": "a plot"}), 503, "model_not_ready")
+        assert_json_error(httpx.get(server.base_url + "/inference", params={"plot": "a plot"}), 503, "model_not_ready")
         assert server.alive() and server.process.pid == pid
-    log = server.log.read_text()
+    log = server.output()
     assert "not on moviegenre's trusted list" in log
     assert "Traceback" not in log  # a refusal is logged as one line, not as a crash
 
 
 @pytest.mark.slow
-def test_serve_with_workers_and_a_bad_model_does_not_crash_loop(small_model_dir, tmp_path):
-    directory = Path(shutil.copytree(small_model_dir, tmp_path / "model"))
-    _other_sklearn(directory)
-    args = ["--model", str(directory), "--workers", "2"]
-    with serving(args, tmp_path / "serve.log", wait_for=503, within_s=240) as server:
+def test_serve_with_workers_and_a_bad_model_does_not_crash_loop(model_copy, tmp_path):
+    _other_sklearn(model_copy)
+    with serve_in_background(model_copy, args=["--workers", "2"], ready_status=503, timeout_s=240,
+                             log=tmp_path / "serve.log") as server:  # fmt: skip
         for _ in range(10):
-            response = httpx.get(server.base + "/readyz")
+            response = httpx.get(server.base_url + "/readyz")
             assert response.status_code == 503 and "scikit-learn 0.24.2" in response.text
             time.sleep(0.3)
         assert server.alive()
-    assert server.log.read_text().count("Started server process") <= 3  # the supervisor and two workers
+    assert server.output().count("Started server process") <= 3  # the supervisor and two workers

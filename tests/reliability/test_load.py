@@ -19,9 +19,11 @@ import time
 from dataclasses import dataclass, field
 
 import httpx
+import psutil
 import pytest
-from reliability_support import assert_json_error, percentile, serving
+from reliability_support import assert_json_error, percentile
 
+from moviegenre.api.background import BackgroundServer, serve_in_background
 from moviegenre.data import load_movies
 
 MB = 1024 * 1024
@@ -38,8 +40,13 @@ SERVER_ENV = {
 @pytest.fixture(scope="module")
 def server(small_model_dir, tmp_path_factory):
     log = tmp_path_factory.mktemp("load") / "serve.log"
-    with serving(["--model", str(small_model_dir)], log, SERVER_ENV) as running:
+    with serve_in_background(small_model_dir, env=SERVER_ENV, log=log) as running:
         yield running
+
+
+def rss_bytes(server: BackgroundServer) -> int:
+    """Resident memory of the server process (one worker: the process itself)."""
+    return psutil.Process(server.process.pid).memory_info().rss
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +116,7 @@ async def _drive(base: str, plots: list[str], *, requests: int, seconds: float, 
 
 def warm_up(server, plots: list[str]) -> None:
     """Every plot once, 16 a request, so that caches hold every word the run will send."""
-    with httpx.Client(base_url=server.base, timeout=60) as client:
+    with httpx.Client(base_url=server.base_url, timeout=60) as client:
         for start in range(0, len(plots), 16):
             items = [{"id": str(i), "plot": p} for i, p in enumerate(plots[start : start + 16])]
             assert client.post("/v1/predict", json={"items": items}).status_code == 200
@@ -118,13 +125,13 @@ def warm_up(server, plots: list[str]) -> None:
 def load_and_measure(server, plots, capsys, *, requests: int, seconds: float, max_growth_mb: float,
                      checkpoints: int = 1) -> LoadRun:  # fmt: skip
     warm_up(server, plots)
-    asyncio.run(_drive(server.base, plots, requests=500, seconds=seconds, seed=1))  # warm the server's pools
-    baseline = server.rss_bytes()
+    asyncio.run(_drive(server.base_url, plots, requests=500, seconds=seconds, seed=1))  # warm the server's pools
+    baseline = rss_bytes(server)
     samples, runs = [baseline], []
     for checkpoint in range(checkpoints):
-        runs.append(asyncio.run(_drive(server.base, plots, requests=requests // checkpoints,
+        runs.append(asyncio.run(_drive(server.base_url, plots, requests=requests // checkpoints,
                                        seconds=seconds / checkpoints, seed=2 + checkpoint)))  # fmt: skip
-        samples.append(server.rss_bytes())
+        samples.append(rss_bytes(server))
     run = LoadRun(seconds=sum(r.seconds for r in runs), errors=[e for r in runs for e in r.errors])
     for route in run.latencies:
         run.latencies[route] = [v for r in runs for v in r.latencies[route]]
@@ -147,12 +154,12 @@ def test_short_load_has_no_errors_and_flat_memory(server, plots, capsys):
 
 
 def test_the_server_under_load_took_its_limits_from_the_environment(server):
-    assert httpx.get(server.base + "/v1/limits").json() == {"max_plot_chars": 5000, "max_items": 16}
+    assert httpx.get(server.base_url + "/v1/limits").json() == {"max_plot_chars": 5000, "max_items": 16}
     items = [{"id": str(i), "plot": "a cowboy rides"} for i in range(17)]
-    assert_json_error(httpx.post(server.base + "/v1/predict", json={"items": items}), 413, "too_many_items")
-    assert_json_error(httpx.get(server.base + "/inference", params={"plot": "x" * 5001}), 413, "plot_too_long")
+    assert_json_error(httpx.post(server.base_url + "/v1/predict", json={"items": items}), 413, "too_many_items")
+    assert_json_error(httpx.get(server.base_url + "/inference", params={"plot": "x" * 5001}), 413, "plot_too_long")
     big = {"items": [{"id": "1", "plot": "a cowboy rides " * 7_000}]}  # 105 KB
-    assert_json_error(httpx.post(server.base + "/v1/predict", json=big), 413, "payload_too_large")
+    assert_json_error(httpx.post(server.base_url + "/v1/predict", json=big), 413, "payload_too_large")
 
 
 @pytest.mark.soak
