@@ -3,13 +3,18 @@
 Each limit is read from the environment the way ``moviegenre serve`` and the Lambda handler
 read it (``Settings()``), and each test sends the same request under two values of the setting:
 accepted under one, refused under the other with the documented error. A real ``moviegenre
-serve`` with limits from the environment is exercised in test_load.py.
+serve`` with limits from the environment is exercised here for the body limit (what the client
+sees depends on the server) and in test_load.py.
 """
 
 from __future__ import annotations
 
 import json
+import time
+import urllib.error
+import urllib.request
 
+import anyio
 import pytest
 from fastapi.testclient import TestClient
 from reliability_support import assert_json_error
@@ -17,6 +22,8 @@ from typer.testing import CliRunner
 
 from moviegenre import cli
 from moviegenre.api.app import create_app, max_url_bytes
+from moviegenre.api.background import serve_in_background
+from moviegenre.api.middleware import RequestLimitsMiddleware
 from moviegenre.examples import EXAMPLE_PLOTS
 from moviegenre.settings import Settings, get_settings
 
@@ -135,3 +142,86 @@ def test_a_bad_setting_stops_serve_with_one_line_naming_it(small_model_dir, monk
     assert result.exit_code == 2, (result.output, result.exception)
     assert result.stderr.startswith("error: bad setting: ") and message in " ".join(result.stderr.split())
     assert "Traceback" not in result.output
+
+
+# --- bodies over the limit, on a real server --------------------------------------------------
+
+TEN_MB = b"x" * 10_000_000
+
+
+def urllib_post(url: str, data, headers: dict[str, str] | None = None) -> tuple[int, dict, dict]:
+    """POST as Python's urllib does it: the whole body is sent before the answer is read (no
+    ``Expect: 100-continue``), so a server that closes on an unread body resets it instead."""
+    headers = {"Content-Type": "application/json", **(headers or {})}
+    request = urllib.request.Request(url, data=data, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, dict(response.headers), json.load(response)
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), json.load(error)
+
+
+def in_chunks(data: bytes, size: int = 65_536):
+    """A body with no Content-Length: urllib sends it chunked."""
+    for start in range(0, len(data), size):
+        yield data[start : start + size]
+
+
+def test_a_10_mb_body_gets_the_json_413_not_a_connection_reset(small_model_server):
+    status, headers, body = urllib_post(small_model_server.base_url + "/v1/predict", TEN_MB)
+    assert status == 413 and body["error"]["code"] == "payload_too_large"
+    assert "larger than 8,000,000 bytes" in body["error"]["message"]
+    assert headers["Connection"] == "close"
+
+
+def test_max_body_bytes_from_the_environment_on_a_real_server(small_model_dir):
+    with serve_in_background(small_model_dir, env={"MOVIEGENRE_MAX_BODY_BYTES": "100000"}) as server:
+        url = server.base_url + "/v1/predict"
+        for data in (TEN_MB, in_chunks(TEN_MB)):  # declared, then counted as it arrives
+            status, _, body = urllib_post(url, data)
+            assert status == 413 and body["error"]["code"] == "payload_too_large", body
+            assert "larger than 100,000 bytes" in body["error"]["message"]
+        status, _, body = urllib_post(url, predict_body(3))
+        assert status == 200 and len(body["predictions"]) == 3
+
+
+def test_the_rest_of_a_refused_body_is_read_within_bounds():
+    """Read and thrown away so that the client reads the 413; but not forever, not from a client
+    waiting for "100 Continue", and not when more is declared than the server would read."""
+    reads = 0
+
+    async def endless():
+        nonlocal reads
+        reads += 1
+        return {"type": "http.request", "body": b"x" * 1_000, "more_body": True}
+
+    async def silent():
+        await anyio.sleep_forever()
+
+    def refuse(receive, declared: int = 5_000, *headers: tuple[bytes, bytes]) -> list[dict]:
+        nonlocal reads
+        reads, sent = 0, []
+
+        async def send(message):
+            sent.append(message)
+
+        limits = RequestLimitsMiddleware(
+            None, max_body_bytes=1_000, max_url_bytes=1_000, linger_max_bytes=10_000, linger_max_s=0.3
+        )
+        scope = {"type": "http", "method": "POST", "path": "/v1/predict", "raw_path": b"/v1/predict",
+                 "query_string": b"", "headers": [(b"content-length", str(declared).encode()), *headers]}  # fmt: skip
+        anyio.run(limits, scope, receive, send)
+        assert (b"connection", b"close") in sent[0]["headers"] and sent[0]["status"] == 413
+        assert json.loads(sent[1]["body"])["error"]["code"] == "payload_too_large"
+        assert sent[-1] == {"type": "http.response.body", "body": b"", "more_body": False}
+        return sent
+
+    refuse(endless)
+    assert reads == 11  # stops once past 10,000 bytes
+    started = time.monotonic()
+    refuse(silent)
+    assert 0.25 < time.monotonic() - started < 2
+    refuse(endless, 5_000, (b"expect", b"100-continue"))
+    assert reads == 0
+    refuse(endless, 20_000)  # reading 10,000 of the 19,000 left would not spare the reset
+    assert reads == 0

@@ -14,7 +14,9 @@ from importlib import resources
 from typing import Any
 
 import anyio.to_thread
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
+from fastapi.responses import HTMLResponse
 from starlette.staticfiles import StaticFiles
 
 from .. import __version__
@@ -26,10 +28,14 @@ from .metrics import Metrics
 from .middleware import ApiKeyMiddleware, MetricsMiddleware, RequestLimitsMiddleware
 from .routes import health, inference, v1, web
 
+#: Where Swagger UI's scripts and styles for ``/docs`` are served from: the ``fastapi-offline``
+#: package's copy, not FastAPI's default CDN, so that ``/docs`` works offline.
+DOCS_ASSETS = "/docs-static"
+
 #: Reachable without the API key: health checks for load balancers, the web page (which asks
 #: for the key itself) and the API's documentation, which is the same for every deployment.
 PUBLIC_PATHS = ("/healthz", "/readyz", "/", "/docs", "/docs/oauth2-redirect", "/openapi.json")
-PUBLIC_PREFIXES = ("/static/",)
+PUBLIC_PREFIXES = ("/static/", f"{DOCS_ASSETS}/")
 
 DESCRIPTION = """\
 Tag movies with genres from their plot synopsis.
@@ -71,6 +77,7 @@ def create_app(model: GenreModel | None = None, settings: Settings | None = None
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,
         redoc_url=None,
     )
     app.state.settings = settings
@@ -83,13 +90,17 @@ def create_app(model: GenreModel | None = None, settings: Settings | None = None
         app.include_router(router)
     if resources.files("moviegenre").joinpath("static").is_dir():
         app.mount("/static", StaticFiles(packages=[("moviegenre", "static")]), name="static")
+    _serve_docs_offline(app)
 
     route_paths = frozenset([route.path for router in routers for route in router.routes] + list(PUBLIC_PATHS))
 
     def route_of(path: str) -> str:
         if path in route_paths:
             return path
-        return "/static" if path.startswith("/static/") else "unmatched"
+        for prefix in PUBLIC_PREFIXES:  # one label for all the files under a prefix
+            if path.startswith(prefix):
+                return prefix.rstrip("/")
+        return "unmatched"
 
     # Added innermost first: metrics see every answer, then the key, then the size limits.
     app.add_middleware(
@@ -105,6 +116,33 @@ def create_app(model: GenreModel | None = None, settings: Settings | None = None
     app.add_middleware(MetricsMiddleware, metrics=metrics, route_of=route_of)
     _document_deployment(app, settings, with_api_key=bool(api_key))
     return app
+
+
+def _serve_docs_offline(app: FastAPI) -> None:
+    """``/docs`` as FastAPI serves it, but with Swagger UI's files from the ``fastapi-offline``
+    package at :data:`DOCS_ASSETS`: from a CDN, the page stays blank where the browser cannot
+    reach the internet (FastAPI's documented "self-hosting JavaScript and CSS for docs")."""
+    app.mount(DOCS_ASSETS, StaticFiles(packages=[("fastapi_offline", "static")]), name="docs-static")
+    openapi_url, oauth2_redirect_url = app.openapi_url, app.swagger_ui_oauth2_redirect_url
+    assert openapi_url and oauth2_redirect_url
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "").rstrip("/")
+        return get_swagger_ui_html(
+            openapi_url=root + openapi_url,
+            title=f"{app.title} - Swagger UI",
+            oauth2_redirect_url=root + oauth2_redirect_url,
+            swagger_js_url=f"{root}{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{root}{DOCS_ASSETS}/favicon.png",
+            init_oauth=app.swagger_ui_init_oauth,
+            swagger_ui_parameters=app.swagger_ui_parameters,
+        )
+
+    @app.get(oauth2_redirect_url, include_in_schema=False)
+    async def swagger_ui_oauth2_redirect() -> HTMLResponse:
+        return get_swagger_ui_oauth2_redirect_html()
 
 
 def _document_deployment(app: FastAPI, settings: Settings, *, with_api_key: bool) -> None:

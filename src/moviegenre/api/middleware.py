@@ -10,6 +10,7 @@ import hmac
 import time
 from collections.abc import Callable, Iterable
 
+import anyio
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -80,17 +81,39 @@ class ApiKeyMiddleware:
         return False
 
 
+#: After refusing a body as too large, how much more of it the server reads and throws away,
+#: and for how long, before it closes the connection: nginx's "lingering close". A client that
+#: sends its whole body before it reads the answer (one without ``Expect: 100-continue``, such as
+#: Python's urllib) otherwise sees a connection reset, not the 413: closing a socket with unread
+#: data makes the kernel reset it. A body left longer than this is given up on.
+LINGER_MAX_BYTES = 64 * 1024 * 1024
+LINGER_MAX_S = 5.0
+_CLOSE = (b"connection", b"close")
+
+
 class RequestLimitsMiddleware:
     """Answers 414 for an over-long URL and 413 for a body over ``max_body_bytes``.
 
     A declared ``content-length`` over the limit is refused before any of the body is read;
-    a chunked body is counted as it arrives and refused as soon as it passes the limit.
+    a chunked body is counted as it arrives and refused as soon as it passes the limit. A 413
+    for the body closes the connection, after reading what is left of the body (up to
+    ``linger_max_bytes`` more, for ``linger_max_s`` seconds) so that the client gets to read it.
     """
 
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int, max_url_bytes: int):
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        max_url_bytes: int,
+        linger_max_bytes: int = LINGER_MAX_BYTES,
+        linger_max_s: float = LINGER_MAX_S,
+    ):
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.max_url_bytes = max_url_bytes
+        self.linger_max_bytes = linger_max_bytes
+        self.linger_max_s = linger_max_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -107,23 +130,30 @@ class RequestLimitsMiddleware:
             )
             await response(scope, receive, send)
             return
-        declared = _content_length(scope)
-        if declared is not None and declared > self.max_body_bytes:
-            await self._too_large()(scope, receive, send)
-            return
-        received = 0
+        body = _RequestBody(scope, receive, self.max_body_bytes, self._too_large_message())
+        send = self._lingering_if_refused(body, send)
+        if body.refused:
+            await self._too_large()(scope, body.receive, send)
+        else:
+            await self.app(scope, body.receive, send)
 
-        async def counted_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
-                    # Raised inside the route's body read; the app's handler answers 413.
-                    raise HTTPException(413, self._too_large_message())
-            return message
+    def _lingering_if_refused(self, body: _RequestBody, send: Send) -> Send:
+        """``send``, except that once ``body`` is refused the answer asks to close the connection
+        and is held open until the rest of the body is read: uvicorn's ``receive()`` answers
+        ``http.disconnect`` once a response is complete, so the body can only be read before."""
 
-        await self.app(scope, counted_receive, send)
+        async def send_lingering(message: Message) -> None:
+            if body.refused and message["type"] == "http.response.start":
+                # Closing is what bounds the reading: on a connection kept alive, uvicorn
+                # reads and drops the rest of the body itself, however long it is.
+                message = {**message, "headers": [*message.get("headers", ()), _CLOSE]}
+            elif body.refused and message["type"] == "http.response.body" and not message.get("more_body"):
+                await send({**message, "more_body": True})
+                await body.discard_rest(self.linger_max_bytes, self.linger_max_s)
+                message = {"type": "http.response.body", "body": b"", "more_body": False}
+            await send(message)
+
+        return send_lingering
 
     def _too_large_message(self) -> str:
         return f"the request body is larger than {self.max_body_bytes:,} bytes; send fewer items per request"
@@ -132,11 +162,63 @@ class RequestLimitsMiddleware:
         return error_response(413, "payload_too_large", self._too_large_message())
 
 
+class _RequestBody:
+    """The request body as the app receives it, counted against the limit as it arrives."""
+
+    def __init__(self, scope: Scope, receive: Receive, max_bytes: int, too_large: str):
+        self._receive = receive
+        self.max_bytes = max_bytes
+        self.too_large = too_large
+        self.declared = _content_length(scope)
+        # Such a client sends no body until the server asks for it (uvicorn does on the first
+        # receive()), and none at all once it has the answer.
+        self.waits_to_send = (_header(scope, b"expect") or b"").lower() == b"100-continue"
+        self.received = 0
+        self.complete = False
+        self.refused = self.declared is not None and self.declared > max_bytes
+
+    async def receive(self) -> Message:
+        self.waits_to_send = False
+        message = await self._receive()
+        self._count(message)
+        if self.received > self.max_bytes:
+            self.refused = True
+            # Raised inside the route's body read; the app's handler answers 413.
+            raise HTTPException(413, self.too_large)
+        return message
+
+    def _count(self, message: Message) -> None:
+        if message["type"] == "http.request":
+            self.received += len(message.get("body", b""))
+            self.complete = not message.get("more_body", False)
+        else:  # http.disconnect: nothing more will come
+            self.complete = True
+
+    async def discard_rest(self, max_bytes: int, max_s: float) -> None:
+        """Read and drop what is left of the body: at most ``max_bytes`` more, for at most
+        ``max_s`` seconds. Nothing is read from a client that has not been asked for its body
+        (``Expect: 100-continue``), nor when more than ``max_bytes`` is declared to be left."""
+        if self.complete or self.waits_to_send:
+            return
+        if self.declared is not None and self.declared - self.received > max_bytes:
+            return
+        stop_at = self.received + max_bytes
+        with anyio.move_on_after(max_s):
+            while not self.complete and self.received <= stop_at:
+                self._count(await self._receive())
+
+
 def _content_length(scope: Scope) -> int | None:
-    for name, value in scope["headers"]:
-        if name == b"content-length":
-            try:
-                return int(value)
-            except ValueError:
-                return None
+    value = _header(scope, b"content-length")
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    """The first value of header ``name`` (lower case, as ASGI servers give names)."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return value
     return None
