@@ -33,8 +33,7 @@ from pathlib import Path
 import pandas as pd
 
 from moviegenre.artifact import load_model, read_metadata
-from moviegenre.batch import score_files
-from moviegenre.batch_dask import PARTITION_ROWS, score_files_dask
+from moviegenre.batch import PARTITION_ROWS, LocalEngine, score_files
 from moviegenre.data import read_table
 
 REPO = Path(__file__).resolve().parents[1]
@@ -49,7 +48,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rows", type=int, default=200_000, help="Plots to score (default 200000).")
     parser.add_argument("--workers", default="1,2", help="Dask worker counts (default 1,2).")
     parser.add_argument("--partition-rows", type=int, default=PARTITION_ROWS,
-                        help=f"Plots per Dask task (default {PARTITION_ROWS}).")
+                        help=f"Plots per partition, for every engine (default {PARTITION_ROWS}).")
     parser.add_argument("--source", type=Path, default=TESTING_FILE,
                         help="File to repeat (default: the public testing file).")
     parser.add_argument("--json", type=Path, default=REPO / "benchmarks" / "results" / "dask.json",
@@ -68,11 +67,11 @@ def make_input(source: Path, rows: int, folder: Path) -> Path:
     return path
 
 
-def run_local(model_dir: Path, data: Path, out: Path) -> dict:
+def run_local(model_dir: Path, data: Path, out: Path, partition_rows: int) -> dict:
     start = time.perf_counter()
     model = load_model(model_dir)
     scoring = time.perf_counter()
-    summary = score_files(model, [data], out)
+    summary = score_files(LocalEngine(model), [data], out, partition_rows=partition_rows)
     end = time.perf_counter()
     return {"engine": "local", "workers": 1, "rows": summary.scored,
             "wall_s": end - start, "score_s": end - scoring}
@@ -80,6 +79,8 @@ def run_local(model_dir: Path, data: Path, out: Path) -> dict:
 
 def run_dask(model_dir: Path, data: Path, out: Path, workers: int, partition_rows: int) -> dict:
     from distributed import LocalCluster
+
+    from moviegenre.batch_dask import DaskEngine
 
     marks: dict[str, float] = {}
 
@@ -90,12 +91,12 @@ def run_dask(model_dir: Path, data: Path, out: Path, workers: int, partition_row
     start = time.perf_counter()
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                       dashboard_address=":0", silence_logs=logging.ERROR) as cluster:
-        summary = score_files_dask(model_dir, [data], out, scheduler=cluster.scheduler_address,
-                                   partition_rows=partition_rows, progress=progress)
+        engine = DaskEngine(model_dir, scheduler=cluster.scheduler_address)
+        summary = score_files(engine, [data], out, partition_rows=partition_rows, progress=progress)
         end = time.perf_counter()
     return {"engine": "dask", "workers": workers, "rows": summary.scored,
             "wall_s": end - start, "score_s": end - marks["reading"],
-            "partitions": summary.partitions, "model_loads": summary.model_loads}
+            "partitions": summary.partitions, "model_loads": engine.model_loads}
 
 
 def markdown_table(results: list[dict]) -> str:
@@ -123,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         data = make_input(args.source, args.rows, folder)
         print(f"input: {args.rows:,} plots in {data.name}", file=sys.stderr)
         local_out = folder / "local.csv"
-        results = [run_local(args.model, data, local_out)]
+        results = [run_local(args.model, data, local_out, args.partition_rows)]
         print(f"local: {results[-1]['score_s']:.1f} s", file=sys.stderr)
         for workers in worker_counts:
             out = folder / f"dask-{workers}.csv"

@@ -1,11 +1,15 @@
-"""The Dask engine against the local engine, on real data and a real 2-worker local cluster."""
+"""The Dask engine against the local engine, on real data and a real 2-worker local cluster.
+
+What does not depend on the engine (globs, output formats, rejects, refusals) is tested with
+the local engine in ``test_batch.py``; here, that the Dask engine gives the same output and
+what only it does: ship the model to the workers, connect, start a cluster, survive a kill.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -17,15 +21,15 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from moviegenre.batch import score_files
+from moviegenre.batch import LocalEngine, score_files
+from moviegenre.batch_output import SUCCESS_MARKER
 from moviegenre.cli import app
 from moviegenre.data import read_table
 from moviegenre.errors import DataError, ModelError, MovieGenreError
-from moviegenre.genres import PROBABILITY_KEYS
 
 distributed = pytest.importorskip("distributed")  # the optional dask extra
 
-from moviegenre.batch_dask import SUCCESS_MARKER, expand_inputs, score_files_dask  # noqa: E402
+from moviegenre.batch_dask import DaskEngine  # noqa: E402
 
 #: Small partitions so the 3,383-plot testing file spans several tasks on both workers.
 PARTITION_ROWS = 500
@@ -48,7 +52,7 @@ def cluster():
 def local_csv(tmp_path_factory, small_model, testing_zip) -> Path:
     """The local engine's output on the real testing file: the reference."""
     out = tmp_path_factory.mktemp("local") / "scores.csv"
-    score_files(small_model, [testing_zip], out)
+    score_files(LocalEngine(small_model), [testing_zip], out)
     return out
 
 
@@ -62,10 +66,8 @@ def split_testing_file(tmp_path_factory, testing_zip) -> Path:
     return folder
 
 
-def _score(cluster, model_dir, inputs, out, **kwargs):
-    return score_files_dask(
-        model_dir, inputs, out, scheduler=cluster, partition_rows=PARTITION_ROWS, **kwargs
-    )
+def _score(engine, inputs, out, **kwargs):
+    return score_files(engine, inputs, out, partition_rows=PARTITION_ROWS, **kwargs)
 
 
 def _read_scores_csv(path: Path) -> pd.DataFrame:
@@ -77,51 +79,38 @@ def test_csv_output_is_byte_identical_to_the_local_engine(
 ):
     messages: list[str] = []
     out = tmp_path / "scores.csv"
-    summary = _score(cluster, small_model_dir, [testing_zip], out, progress=messages.append)
+    engine = DaskEngine(small_model_dir, scheduler=cluster)
+    summary = _score(engine, [testing_zip], out, progress=messages.append)
     assert out.read_bytes() == local_csv.read_bytes()
     assert (summary.input_rows, summary.scored, summary.rejected) == (3383, 3383, 0)
-    assert summary.partitions == 7 and summary.workers == 2
+    assert (summary.engine, summary.format, summary.partitions, summary.workers) == ("dask", "csv", 7, 2)
     # The model went to each worker once, not once per partition.
-    assert 1 <= summary.model_loads <= summary.workers < summary.partitions
+    assert 1 <= engine.model_loads <= summary.workers < summary.partitions
     assert "scored 3,383 of 3,383 plots read (file 1 of 1)" in messages
     assert sorted(p.name for p in tmp_path.iterdir()) == ["scores.csv"]  # no temporary left
 
 
-def test_parquet_output_from_globbed_parts_equals_the_local_engine_on_the_whole_file(
-    cluster, small_model_dir, split_testing_file, local_csv, tmp_path
+def test_parquet_output_from_globbed_parts_is_the_local_engines(
+    cluster, small_model, small_model_dir, split_testing_file, local_csv, tmp_path
 ):
-    out = tmp_path / "scores.parquet"
-    summary = _score(cluster, small_model_dir, [str(split_testing_file / "part-*.csv")], out)
+    inputs = [str(split_testing_file / "part-*.csv")]
+    local = _score(LocalEngine(small_model), inputs, tmp_path / "local.parquet")
+    summary = _score(DaskEngine(small_model_dir, scheduler=cluster), inputs, tmp_path / "scores.parquet")
     assert (summary.format, summary.input_rows, summary.scored) == ("parquet", 3383, 3383)
-    assert (out / SUCCESS_MARKER).is_file()
-    scores = pd.read_parquet(out)
-    assert list(scores.columns) == ["ID", *PROBABILITY_KEYS]
-    pd.testing.assert_frame_equal(scores.set_index("ID"), _read_scores_csv(local_csv),
-                                  check_exact=True, check_index_type=False)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["scores.parquet"]
+    assert summary.partitions == local.partitions == 8  # 3 + 3 + 2 partitions of 500 plots
+    parts = sorted(p.name for p in summary.output.iterdir())
+    assert parts == sorted(p.name for p in local.output.iterdir())
+    assert parts == [SUCCESS_MARKER, *(f"part-{i:06d}.parquet" for i in range(8))]
+    for name in parts[1:]:
+        pd.testing.assert_frame_equal(pd.read_parquet(summary.output / name),
+                                      pd.read_parquet(local.output / name), check_exact=True)
+    pd.testing.assert_frame_equal(pd.read_parquet(summary.output).set_index("ID"),
+                                  _read_scores_csv(local_csv), check_exact=True,
+                                  check_index_type=False)  # fmt: skip
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["local.parquet", "scores.parquet"]
 
 
-def test_a_finished_parquet_output_and_stale_rejects_are_replaced_on_rerun(
-    cluster, small_model_dir, split_testing_file, tmp_path
-):
-    out = tmp_path / "scores"  # no suffix: a Parquet directory
-    out.mkdir()
-    (out / SUCCESS_MARKER).write_text("", encoding="utf-8")
-    (out / "part-000009.parquet").write_text("from an earlier run", encoding="utf-8")
-    stale = tmp_path / "scores.rejects.csv"
-    stale.write_text("ID,source,row,reason\nold,x,1,empty\n", encoding="utf-8")
-    part = split_testing_file / "part-3.csv"
-    summary = _score(cluster, small_model_dir, [part, part], out)  # 2 x 983 plots
-    assert sorted(p.name for p in out.iterdir()) == [
-        SUCCESS_MARKER, *(f"part-00000{i}.parquet" for i in range(4))]
-    assert len(pd.read_parquet(out)) == summary.scored == 2 * 983
-    assert summary.rejects is None and not stale.exists()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["scores"]
-
-
-def test_empty_plots_are_rejected_with_their_ids_as_the_local_engine_does(
-    cluster, small_model, small_model_dir, tmp_path
-):
+def test_rejects_are_the_local_engines(cluster, small_model, small_model_dir, tmp_path):
     source = tmp_path / "movies.csv"
     source.write_text(
         "ID,year,title,plot\n"
@@ -134,10 +123,10 @@ def test_empty_plots_are_rejected_with_their_ids_as_the_local_engine_does(
     second = tmp_path / "more.csv"
     second.write_text("ID,plot\nb1,\nb2,a dragon burns a village\n", encoding="utf-8")
     local = tmp_path / "local" / "out.csv"
-    score_files(small_model, [source, second], local)
+    score_files(LocalEngine(small_model), [source, second], local)
 
     out = tmp_path / "dask" / "out.csv"
-    summary = _score(cluster, small_model_dir, [source, second], out)
+    summary = _score(DaskEngine(small_model_dir, scheduler=cluster), [source, second], out)
     assert (summary.input_rows, summary.scored, summary.rejected) == (6, 3, 3)
     assert summary.rejects == tmp_path / "dask" / "out.rejects.csv"
     rejects = pd.read_csv(summary.rejects, dtype=str)
@@ -152,14 +141,14 @@ def test_cli_starts_a_local_cluster_and_matches_the_local_engine(
 ):
     part = split_testing_file / "part-3.csv"
     local = tmp_path / "local.csv"
-    score_files(small_model, [part], local)
+    score_files(LocalEngine(small_model), [part], local)
     out = tmp_path / "scores.csv"
     result = CliRunner().invoke(app, ["score", "--model", str(small_model_dir), str(part),
                                       "-o", str(out), "--engine", "dask", "--workers", "2"])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["engine"] == "dask" and summary["workers"] == 2
-    assert (summary["scored"], summary["rejected"]) == (983, 0)
+    assert (summary["scored"], summary["rejected"], summary["format"]) == (983, 0, "csv")
     assert out.read_bytes() == local.read_bytes()
 
 
@@ -180,33 +169,17 @@ def test_cli_rejects_bad_engine_options(small_model_dir, testing_zip, tmp_path, 
     assert message in " ".join(result.output.split())  # rich wraps long messages
 
 
-@pytest.mark.parametrize(
-    ("inputs", "out", "message"),
-    [
-        (["{dir}/nothing-*.csv"], "o.csv", "no files match '{dir}/nothing-*.csv'"),
-        (["{dir}/missing.csv"], "o.csv", "{dir}/missing.csv does not exist"),
-        (["{data}"], "o.json", "must end in .csv"),
-        (["{data}"], "taken", "is not a finished moviegenre Parquet output"),
-        (["{data}"], "file.parquet", "is a file; a Parquet output is a directory"),
-    ],
-)
-def test_bad_inputs_and_outputs_fail_before_any_cluster_starts(
-    small_model_dir, testing_zip, tmp_path, inputs, out, message
-):
-    (tmp_path / "taken").mkdir()
-    (tmp_path / "taken" / "precious.txt").write_text("keep me", encoding="utf-8")
-    (tmp_path / "file.parquet").write_text("not a directory", encoding="utf-8")
-    fill = {"dir": tmp_path, "data": testing_zip}
-    with pytest.raises(DataError, match=re.escape(message.format(**fill))):
-        score_files_dask(small_model_dir, [i.format(**fill) for i in inputs], tmp_path / out,
-                         scheduler="tcp://127.0.0.1:9")  # never reached
-    assert (tmp_path / "taken" / "precious.txt").exists()
+def test_bad_inputs_fail_before_any_cluster_starts(small_model_dir, tmp_path):
+    engine = DaskEngine(small_model_dir, scheduler="tcp://127.0.0.1:9")  # never reached
+    with pytest.raises(DataError, match="no files match"):
+        score_files(engine, [str(tmp_path / "nothing-*.csv")], tmp_path / "o.csv")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_missing_model_directory_fails_before_any_cluster_starts(testing_zip, tmp_path):
+    engine = DaskEngine(tmp_path / "no-model", scheduler="tcp://127.0.0.1:9")
     with pytest.raises(MovieGenreError, match="does not exist"):
-        score_files_dask(tmp_path / "no-model", [testing_zip], tmp_path / "o.csv",
-                         scheduler="tcp://127.0.0.1:9")
+        score_files(engine, [testing_zip], tmp_path / "o.csv")
 
 
 def test_workers_refuse_an_altered_model(cluster, small_model_dir, testing_zip, tmp_path):
@@ -215,22 +188,15 @@ def test_workers_refuse_an_altered_model(cluster, small_model_dir, testing_zip, 
     with open(altered / "model.skops", "ab") as handle:
         handle.write(b"\0")
     with pytest.raises(ModelError, match="a Dask worker could not load the model: .*altered"):
-        _score(cluster, altered, [testing_zip], tmp_path / "out" / "o.csv")
+        _score(DaskEngine(altered, scheduler=cluster), [testing_zip], tmp_path / "out" / "o.csv")
     assert not (tmp_path / "out" / "o.csv").exists()
 
 
 def test_an_unreachable_scheduler_is_a_clear_error(small_model_dir, testing_zip, tmp_path):
+    engine = DaskEngine(small_model_dir, scheduler="tcp://127.0.0.1:9", connect_timeout_s=1)
     with pytest.raises(MovieGenreError, match="could not connect to the Dask scheduler at tcp://"):
-        score_files_dask(small_model_dir, [testing_zip], tmp_path / "o.csv",
-                         scheduler="tcp://127.0.0.1:9", connect_timeout_s=1)
+        score_files(engine, [testing_zip], tmp_path / "o.csv")
     assert list(tmp_path.iterdir()) == []
-
-
-def test_expand_inputs_keeps_explicit_order_and_sorts_glob_matches(tmp_path):
-    for name in ["b.csv", "a.csv", "c.txt"]:
-        (tmp_path / name).write_text("ID,plot\n1,x\n", encoding="utf-8")
-    paths = expand_inputs([tmp_path / "c.txt", str(tmp_path / "*.csv")])
-    assert [p.name for p in paths] == ["c.txt", "a.csv", "b.csv"]
 
 
 @pytest.fixture(scope="module")

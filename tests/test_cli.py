@@ -63,13 +63,14 @@ def test_score_writes_submission_format_and_rejects(small_model_dir, tmp_path):
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary == {"input_rows": 3, "scored": 2, "rejected": 1, "output": str(out),
-                       "rejects": str(out.with_name("scores.rejects.csv"))}
+                       "rejects": str(out.with_name("scores.rejects.csv")), "format": "csv", "partitions": 1,
+                       "engine": "local", "workers": 1}
     scores = pd.read_csv(out)
     assert list(scores.columns) == ["ID", *PROBABILITY_KEYS]
     assert scores["ID"].tolist() == [7, 9]
     rejects = pd.read_csv(out.with_name("scores.rejects.csv"))
     assert rejects.to_dict("records") == [
-        {"ID": 8, "source": str(source), "row": 2, "reason": "field 'plot' is empty or missing"}
+        {"ID": 8, "source": str(source), "row": 2, "reason": "field 'plot' is blank; send the movie's plot text"}
     ]
 
 

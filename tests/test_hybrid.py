@@ -17,8 +17,8 @@ from moviegenre.cli import app
 from moviegenre.embeddings import EmbeddingCache, HybridClassifier, SentenceEmbedder, load_encoder
 from moviegenre.errors import ModelError
 from moviegenre.genres import GENRES
-from moviegenre.models import get_kind
 from moviegenre.items import to_frame as items_to_frame
+from moviegenre.models import get_kind
 from moviegenre.settings import get_settings
 from moviegenre.train import train
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import logging
 import platform
-import shutil
 import zipfile
 from functools import partial
 from importlib import metadata as importlib_metadata
@@ -43,7 +42,7 @@ from .fast import (
     save_bundle,
     verify,
 )
-from .files import replace_directory, sha256_of, staging_directory
+from .files import atomic_directory, sha256_of
 from .genres import GENRES
 from .predict import GenreModel, PipelineScorer
 
@@ -97,8 +96,8 @@ def save_model(pipeline: Any, metadata: dict[str, Any], directory: str | Path) -
     import skops.io
 
     directory = Path(directory)
-    staging = staging_directory(directory)
-    try:
+    _refuse_to_replace_a_foreign_directory(directory)
+    with atomic_directory(directory) as staging:
         model_path = staging / MODEL_FILE
         skops.io.dump(pipeline, model_path, compression=zipfile.ZIP_DEFLATED)
         metadata = {
@@ -115,10 +114,7 @@ def save_model(pipeline: Any, metadata: dict[str, Any], directory: str | Path) -
         if fast_path is not None:
             metadata[FAST_PATH_FIELD] = fast_path
         _write_json(staging / METADATA_FILE, metadata)
-        _refuse_to_replace_a_foreign_directory(directory)
-        replace_directory(staging, directory)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        _refuse_to_replace_a_foreign_directory(directory)  # still, after the time it took
     return metadata
 
 
@@ -199,15 +195,7 @@ def load_model(directory: str | Path) -> GenreModel:
     artifact = meta["artifact"]
     if not isinstance(artifact, dict) or artifact.get("file") != MODEL_FILE or "sha256" not in artifact:
         raise ModelError(f"{directory / METADATA_FILE}: field 'artifact' is malformed")
-    model_path = directory / MODEL_FILE
-    if not model_path.is_file():
-        raise ModelError(f"{model_path} is missing; the model directory is incomplete")
-    actual = sha256_of(model_path)
-    if actual != artifact["sha256"]:
-        raise ModelError(
-            f"{model_path} has been altered or truncated: its sha256 is {actual}, but "
-            f"model.json records {artifact['sha256']}. Refusing to load it; retrain or restore it"
-        )
+    model_path = _checked_file(directory / MODEL_FILE, artifact["sha256"])
     _check_sklearn_version(meta, directory / METADATA_FILE)
     check_types(model_path)
     fast = _read_fast_bundle(directory, meta)
@@ -229,16 +217,20 @@ def _read_fast_bundle(directory: Path, meta: dict[str, Any]) -> FastLinear | Non
     if entry.get("model_sha256") != meta["artifact"]["sha256"] or entry.get("format") != BUNDLE_FORMAT:
         logger.warning("%s does not belong to this %s; loading the pipeline instead", BUNDLE_FILE, MODEL_FILE)
         return None
-    path = directory / BUNDLE_FILE
+    return load_bundle(_checked_file(directory / BUNDLE_FILE, entry["sha256"]))
+
+
+def _checked_file(path: Path, sha256: str) -> Path:
+    """``path``, after checking that it is there and has the sha256 model.json records."""
     if not path.is_file():
         raise ModelError(f"{path} is missing; the model directory is incomplete")
     actual = sha256_of(path)
-    if actual != entry["sha256"]:
+    if actual != sha256:
         raise ModelError(
             f"{path} has been altered or truncated: its sha256 is {actual}, but "
-            f"model.json records {entry['sha256']}. Refusing to load it; retrain or restore it"
+            f"model.json records {sha256}. Refusing to load it; retrain or restore it"
         )
-    return load_bundle(path)
+    return path
 
 
 def check_types(model_path: Path) -> set[str]:

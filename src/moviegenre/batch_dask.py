@@ -1,122 +1,41 @@
-"""Batch scoring on a Dask cluster: the same output as :mod:`moviegenre.batch`, scored in parallel.
+"""The Dask engine of batch scoring: partitions scored on a Dask cluster, in parallel.
 
-The machine running the command reads the inputs and writes the outputs; the cluster only
-scores. Each input file is read and validated exactly as the local engine reads it (same
-rejects, same row numbers), cut into partitions of plots, and each partition is scored by a
-worker. Results come back in input order and are streamed to a temporary file (CSV) or
-directory (Parquet) beside the output, which is moved into place only when every row is in, so
-a killed run leaves nothing that looks finished. No more than a few partitions per worker are
-in flight at once, so memory stays bounded however many files are scored.
+:func:`moviegenre.batch.score_files` reads the inputs and writes the outputs on the machine
+running the command; this engine only scores. It connects to a cluster (or starts a local one
+of worker processes), sends each partition to a worker as a task and hands the results back
+in input order, with no more than a few partitions per worker in flight, so memory stays
+bounded on every side however many files are scored.
 
 The model travels to each worker once, as the model directory's files inside a worker plugin,
 and each worker loads it with :func:`~moviegenre.artifact.load_model`. Shipping the directory
 rather than a pickled model means every worker checks the checksum, the trusted types and that
 its own scikit-learn matches the one the model was made with, and needs no shared filesystem.
+
+    score_files(DaskEngine("models/default", workers=4), ["data/*.csv"], "scores.parquet")
 """
 
 from __future__ import annotations
 
-import glob
 import logging
-import os
 import shutil
 import tempfile
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
+from typing import Self
 
 import pandas as pd
 
 from .artifact import load_model, read_metadata
-from .batch import (
-    ID_COLUMN,
-    ScoreSummary,
-    read_scoring_input,
-    rejects_path_for,
-    score_frame,
-    write_csv_atomically,
-)
-from .errors import DataError, MovieGenreError
-from .genres import PROBABILITY_KEYS
+from .batch import Progress, probability_frame
+from .errors import MovieGenreError, UsageError
 
 try:
-    from distributed import Client, KilledWorker, LocalCluster, WorkerPlugin, get_worker
+    from distributed import Client, Future, KilledWorker, LocalCluster, WorkerPlugin, get_worker
 except ImportError as exc:  # the dask extra is optional
-    raise MovieGenreError(
-        "the Dask engine needs Dask: pip install 'moviegenre[dask]'"
-    ) from exc
-
-#: Plots per scoring task: big enough that task overhead is noise, small enough to balance.
-PARTITION_ROWS = 2_000
-#: Written into a finished Parquet output directory, as Spark and Hadoop do.
-SUCCESS_MARKER = "_SUCCESS"
-
-
-@dataclass(frozen=True)
-class DaskScoreSummary(ScoreSummary):
-    format: str
-    workers: int
-    partitions: int
-    #: How many times a worker loaded the model: one per worker, never one per partition.
-    model_loads: int
-
-
-def expand_inputs(patterns: Sequence[str | Path]) -> list[Path]:
-    """Input paths with globs expanded (sorted); a glob that matches no file is an error."""
-    paths: list[Path] = []
-    for pattern in patterns:
-        text = os.path.expanduser(str(pattern))
-        if glob.has_magic(text):
-            matches = sorted(m for m in glob.glob(text, recursive=True) if os.path.isfile(m))
-            if not matches:
-                raise DataError(f"no files match {str(pattern)!r}")
-            paths.extend(Path(m) for m in matches)
-        else:
-            path = Path(text)
-            if not path.exists():
-                raise DataError(f"{path} does not exist")
-            paths.append(path)
-    if not paths:
-        raise DataError("no input files given")
-    return paths
-
-
-def output_format(output: Path) -> str:
-    """``"csv"`` for ``OUT.csv``; ``"parquet"`` (a directory) for ``OUT.parquet`` or no suffix."""
-    suffix = output.suffix.lower()
-    if suffix == ".csv":
-        return "csv"
-    if suffix in ("", ".parquet"):
-        return "parquet"
-    raise DataError(
-        f"output {output} must end in .csv (one CSV file) or .parquet or have no suffix "
-        "(a Parquet directory)"
-    )
-
-
-def _check_output(output: Path, fmt: str) -> None:
-    if fmt == "csv" and output.is_dir():
-        raise DataError(f"output {output} is a directory; give a file name ending in .csv")
-    if fmt == "parquet" and output.exists():
-        if not output.is_dir():
-            raise DataError(f"output {output} is a file; a Parquet output is a directory")
-        if any(output.iterdir()) and not (output / SUCCESS_MARKER).exists():
-            raise DataError(
-                f"output {output} exists and is not a finished moviegenre Parquet output "
-                f"(no {SUCCESS_MARKER}); refusing to replace it: choose another -o or empty it"
-            )
-
-
-def _model_files(model_dir: Path) -> dict[str, bytes]:
-    read_metadata(model_dir)  # fail here, before a cluster starts, if it is no model directory
-    return {
-        str(path.relative_to(model_dir)): path.read_bytes()
-        for path in sorted(model_dir.rglob("*"))
-        if path.is_file()
-    }
+    raise MovieGenreError("the Dask engine needs Dask: pip install 'moviegenre[dask]'") from exc
 
 
 class ModelPlugin(WorkerPlugin):
@@ -147,189 +66,144 @@ class ModelPlugin(WorkerPlugin):
         self.model = None
 
 
-def score_partition(plugin_name: str, part: pd.DataFrame) -> tuple[pd.DataFrame, str]:
-    """Runs on a worker: score ``part`` with the model its plugin loaded."""
+def score_partition(plugin_name: str, partition: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """Runs on a worker: score ``partition`` with the model its plugin loaded."""
     plugin = get_worker().plugins[plugin_name]
-    return score_frame(plugin.model, part), plugin.load_id
+    return probability_frame(plugin.model, partition), plugin.load_id
 
 
-class _CsvSink:
-    """Rows appended to a hidden ``.part`` file, renamed to ``output`` by :meth:`commit`."""
+class DaskEngine:
+    """Scores partitions on the Dask cluster at ``scheduler``, or on a new local cluster of
+    ``workers`` single-threaded worker processes, each holding the model of ``model_dir``.
 
-    def __init__(self, output: Path):
-        self.output = output
-        output.parent.mkdir(parents=True, exist_ok=True)
-        fd, self.tmp = tempfile.mkstemp(
-            dir=output.parent, prefix=f".{output.name}.", suffix=".part"
-        )
-        self.handle = os.fdopen(fd, "w", encoding="utf-8", newline="")
-        self.header = True
-
-    def write(self, frame: pd.DataFrame) -> None:
-        # Same call as the local engine's, chunk by chunk: byte-identical output.
-        frame.to_csv(self.handle, header=self.header)
-        self.header = False
-
-    def commit(self) -> None:
-        if self.header:
-            self.write(_empty_result())
-        self.handle.flush()
-        os.fsync(self.handle.fileno())
-        self.handle.close()
-        os.replace(self.tmp, self.output)
-
-    def discard(self) -> None:
-        self.handle.close()
-        if os.path.exists(self.tmp):
-            os.unlink(self.tmp)
-
-
-class _ParquetSink:
-    """One Parquet file per partition in a hidden staging directory; :meth:`commit` adds
-    ``_SUCCESS`` and moves the directory into place."""
-
-    def __init__(self, output: Path):
-        import pyarrow as pa
-
-        self.output = output
-        output.parent.mkdir(parents=True, exist_ok=True)
-        self.staging = Path(
-            tempfile.mkdtemp(dir=output.parent, prefix=f".{output.name}.", suffix=".part")
-        )
-        self.schema = pa.schema(
-            [(ID_COLUMN, pa.string())] + [(key, pa.float64()) for key in PROBABILITY_KEYS]
-        )
-        self.parts = 0
-
-    def write(self, frame: pd.DataFrame) -> None:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        table = pa.Table.from_pandas(frame.reset_index(), schema=self.schema, preserve_index=False)
-        # Zero-padded names: readers list files in name order, which is input order.
-        pq.write_table(table, self.staging / f"part-{self.parts:06d}.parquet")
-        self.parts += 1
-
-    def commit(self) -> None:
-        if not self.parts:
-            self.write(_empty_result())
-        (self.staging / SUCCESS_MARKER).write_text("")
-        _check_output(self.output, "parquet")  # still ours to replace?
-        backup = None
-        if self.output.exists():
-            backup = self.output.with_name(f".{self.output.name}.old-{uuid.uuid4().hex}")
-            os.replace(self.output, backup)
-        os.replace(self.staging, self.output)
-        if backup is not None:
-            shutil.rmtree(backup, ignore_errors=True)
-
-    def discard(self) -> None:
-        shutil.rmtree(self.staging, ignore_errors=True)
-
-
-def _empty_result() -> pd.DataFrame:
-    return pd.DataFrame(
-        columns=list(PROBABILITY_KEYS), index=pd.Index([], name=ID_COLUMN), dtype=float
-    )
-
-
-@contextmanager
-def _sink(fmt: str, output: Path) -> Iterator[_CsvSink | _ParquetSink]:
-    sink = _CsvSink(output) if fmt == "csv" else _ParquetSink(output)
-    try:
-        yield sink
-    finally:
-        sink.discard()  # a no-op once committed
-
-
-@contextmanager
-def connect(
-    workers: int, scheduler: str | None, timeout_s: float, progress: Callable[[str], None]
-) -> Iterator[Client]:
-    """A client of the cluster at ``scheduler``, or of a new local cluster of ``workers``
-    single-threaded worker processes, closed on exit."""
-    if scheduler:
-        progress(f"connecting to the Dask scheduler at {scheduler}")
-        try:
-            client = Client(scheduler, timeout=timeout_s)
-        except (OSError, TimeoutError, ValueError) as exc:
-            raise MovieGenreError(
-                f"could not connect to the Dask scheduler at {scheduler} ({exc}); check the "
-                "address (tcp://HOST:8786) and that `dask scheduler` is running there"
-            ) from None
-        with client:
-            try:
-                client.wait_for_workers(1, timeout=timeout_s)
-            except TimeoutError:
-                raise MovieGenreError(
-                    f"the Dask cluster at {scheduler} has no workers; start some with "
-                    f"`dask worker {scheduler}`"
-                ) from None
-            yield client
-        return
-    if workers < 1:
-        raise ValueError(f"--workers must be at least 1, got {workers}")
-    progress(f"starting a local Dask cluster of {workers} worker processes")
-    with (
-        LocalCluster(
-            n_workers=workers,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=":0",  # any free port: never collide with another cluster
-            silence_logs=logging.ERROR,  # shutdown chatter would bury the summary
-        ) as cluster,
-        Client(cluster) as client,
-    ):
-        yield client
-        progress("stopping the local Dask cluster")
-
-
-def score_files_dask(
-    model_dir: str | Path,
-    inputs: Sequence[str | Path],
-    output: str | Path,
-    *,
-    workers: int = 2,
-    scheduler: str | None = None,
-    partition_rows: int = PARTITION_ROWS,
-    connect_timeout_s: float = 15,
-    progress: Callable[[str], None] = lambda message: None,
-) -> DaskScoreSummary:
-    """Score every input file (paths or globs) into ``output`` on a Dask cluster.
-
-    ``output`` is one CSV file (``OUT.csv``, the local engine's exact format) or a Parquet
-    directory (``OUT.parquet`` or no suffix) with columns ``ID`` then the 24 ``p_`` columns,
-    in input order. Rejected rows go to ``OUT.rejects.csv`` as with the local engine.
+    Entering reads the model directory (so a missing one fails before a cluster starts),
+    connects and loads the model on every worker; leaving releases the model and stops a
+    local cluster.
     """
-    if partition_rows < 1:
-        raise ValueError(f"partition_rows must be at least 1, got {partition_rows}")
-    model_dir, output = Path(model_dir), Path(output)
-    paths = expand_inputs(inputs)
-    fmt = output_format(output)
-    _check_output(output, fmt)
-    files = _model_files(model_dir)
-    with connect(workers, scheduler, connect_timeout_s, progress) as client:
-        n_workers = len(client.nthreads())
-        plugin_name = f"moviegenre-model-{uuid.uuid4().hex}"
-        progress(f"loading the model on {n_workers} Dask workers")
+
+    name = "dask"
+
+    def __init__(
+        self,
+        model_dir: str | Path,
+        *,
+        workers: int = 2,
+        scheduler: str | None = None,
+        connect_timeout_s: float = 15,
+        progress: Progress = lambda message: None,
+    ):
+        if workers < 1:
+            raise UsageError(f"a local Dask cluster needs at least 1 worker, got {workers}")
+        self.model_dir, self.scheduler = Path(model_dir), scheduler
+        self.local_workers, self.connect_timeout_s, self.progress = workers, connect_timeout_s, progress
+        #: Worker processes of the cluster; known once entered.
+        self.workers = 0
+        self._stack = ExitStack()
+        self._client: Client | None = None
+        self._plugin_name = f"moviegenre-model-{uuid.uuid4().hex}"
+        self._loads: set[str] = set()
+
+    @property
+    def model_loads(self) -> int:
+        """How many times a worker loaded the model: one per worker, never one per partition."""
+        return len(self._loads)
+
+    def __enter__(self) -> Self:
+        files = _model_files(self.model_dir)
+        with ExitStack() as stack:
+            self._client = stack.enter_context(self._connect())
+            self.workers = len(self._client.nthreads())
+            self.progress(f"loading the model on {self.workers} Dask workers")
+            stack.callback(self._release_model)
+            _register(self._client, ModelPlugin(files), self._plugin_name)
+            self._stack = stack.pop_all()
+        return self
+
+    def __exit__(self, kind, error, traceback) -> None:
+        self._stack.close()
+        self._client = None
+
+    def score(self, partitions: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        if self._client is None:
+            raise UsageError("enter the DaskEngine (with DaskEngine(...) as engine:) before scoring")
+        max_in_flight = 2 * sum(self._client.nthreads().values()) + 2
+        in_flight: deque[Future] = deque()
         try:
-            _register(client, ModelPlugin(files), plugin_name)
-            with _sink(fmt, output) as sink:
-                counts, rejected = _score_into(
-                    client, plugin_name, paths, sink, partition_rows, progress
-                )
-                rejects = pd.concat(rejected, ignore_index=True)
-                rejects_path = _write_rejects(rejects, output)
-                progress(f"moving {output} into place")
-                sink.commit()
+            for partition in partitions:
+                # pure=False: identical partitions (a file given twice) are still scored twice
+                in_flight.append(self._client.submit(score_partition, self._plugin_name, partition, pure=False))
+                while len(in_flight) > max_in_flight:
+                    yield self._result(in_flight.popleft())
+            while in_flight:
+                yield self._result(in_flight.popleft())
         finally:
-            progress("releasing the model on the workers")
             with suppress(Exception):  # cleanup must not hide the error that brought us here
-                client.unregister_worker_plugin(plugin_name)
-    return DaskScoreSummary(
-        output=output, rejected=len(rejects), rejects=rejects_path, format=fmt,
-        workers=n_workers, **counts,
-    )
+                self._client.cancel(list(in_flight))
+
+    def _result(self, future: Future) -> pd.DataFrame:
+        try:
+            scores, load_id = future.result()
+        except KilledWorker as exc:
+            raise MovieGenreError(
+                f"Dask workers kept dying while scoring ({exc}); they may be out of memory: "
+                "lower the partition size or give the workers more memory"
+            ) from None
+        except OSError as exc:  # the output's writer would blame itself
+            raise MovieGenreError(f"scoring on the Dask cluster failed: {exc}") from None
+        self._loads.add(load_id)
+        return scores
+
+    def _release_model(self) -> None:
+        self.progress("releasing the model on the workers")
+        with suppress(Exception):  # cleanup must not hide the error that brought us here
+            self._client.unregister_worker_plugin(self._plugin_name)
+
+    @contextmanager
+    def _connect(self) -> Iterator[Client]:
+        if self.scheduler:
+            with _remote_client(self.scheduler, self.connect_timeout_s, self.progress) as client:
+                yield client
+            return
+        self.progress(f"starting a local Dask cluster of {self.local_workers} worker processes")
+        with (
+            LocalCluster(
+                n_workers=self.local_workers,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=":0",  # any free port: never collide with another cluster
+                silence_logs=logging.ERROR,  # shutdown chatter would bury the summary
+            ) as cluster,
+            Client(cluster) as client,
+        ):
+            yield client
+            self.progress("stopping the local Dask cluster")
+
+
+@contextmanager
+def _remote_client(scheduler: str, timeout_s: float, progress: Progress) -> Iterator[Client]:
+    progress(f"connecting to the Dask scheduler at {scheduler}")
+    try:
+        client = Client(scheduler, timeout=timeout_s)
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise MovieGenreError(
+            f"could not connect to the Dask scheduler at {scheduler} ({exc}); check the "
+            "address (tcp://HOST:8786) and that `dask scheduler` is running there"
+        ) from None
+    with client:
+        try:
+            client.wait_for_workers(1, timeout=timeout_s)
+        except TimeoutError:
+            raise MovieGenreError(
+                f"the Dask cluster at {scheduler} has no workers; start some with `dask worker {scheduler}`"
+            ) from None
+        yield client
+
+
+def _model_files(model_dir: Path) -> dict[str, bytes]:
+    read_metadata(model_dir)  # fail here, before a cluster starts, if it is no model directory
+    return {
+        str(path.relative_to(model_dir)): path.read_bytes() for path in sorted(model_dir.rglob("*")) if path.is_file()
+    }
 
 
 def _register(client: Client, plugin: ModelPlugin, name: str) -> None:
@@ -337,58 +211,3 @@ def _register(client: Client, plugin: ModelPlugin, name: str) -> None:
         client.register_plugin(plugin, name=name)
     except MovieGenreError as exc:  # raised on a worker: say so, keep the type and message
         raise type(exc)(f"a Dask worker could not load the model: {exc}") from None
-
-
-def _score_into(
-    client, plugin_name, paths, sink, partition_rows, progress
-) -> tuple[dict[str, int], list[pd.DataFrame]]:
-    """Submit partitions file by file, writing results in input order; at most a few
-    partitions per worker thread are in flight, which bounds memory on every side."""
-    max_in_flight = 2 * sum(client.nthreads().values()) + 2
-    in_flight: deque = deque()
-    loads: set[str] = set()
-    rejected: list[pd.DataFrame] = []
-    total = read = done = partitions = 0
-
-    def collect(limit: int) -> None:
-        nonlocal done
-        while len(in_flight) > limit:
-            try:
-                frame, load_id = in_flight.popleft().result()
-            except KilledWorker as exc:
-                raise MovieGenreError(
-                    f"Dask workers kept dying while scoring ({exc}); they may be out of memory: "
-                    "lower the partition size or give the workers more memory"
-                ) from None
-            sink.write(frame)
-            loads.add(load_id)
-            done += len(frame)
-            progress(f"scored {done:,} of {read:,} plots read ({file_note})")
-
-    for number, path in enumerate(paths, start=1):
-        file_note = f"file {number} of {len(paths)}"
-        progress(f"reading {path} ({file_note})")
-        frame, rejects = read_scoring_input(path)
-        total += len(frame) + len(rejects)
-        read += len(frame)
-        rejected.append(rejects)
-        for start in range(0, len(frame), partition_rows):
-            part = frame.iloc[start : start + partition_rows]
-            # pure=False: identical partitions (a file given twice) are still scored twice
-            in_flight.append(client.submit(score_partition, plugin_name, part, pure=False))
-            partitions += 1
-            collect(max_in_flight)
-    collect(0)
-    counts = {"input_rows": total, "scored": done, "partitions": partitions,
-              "model_loads": len(loads)}
-    return counts, rejected
-
-
-def _write_rejects(rejects: pd.DataFrame, output: Path) -> Path | None:
-    rejects_path = rejects_path_for(output)
-    if len(rejects):
-        write_csv_atomically(rejects, rejects_path, index=False)
-        return rejects_path
-    if rejects_path.exists():
-        rejects_path.unlink()  # a stale rejects file from an earlier run would mislead
-    return None

@@ -12,16 +12,18 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from . import artifact
 from .data import load_movies, resolve_training_data
-from .errors import DataError, MovieGenreError
+from .errors import DataError, MovieGenreError, UsageError
+from .items import check_item
 from .models import kind_names
 from .predict import as_probability_record
 from .settings import Settings, get_settings
 
 app = typer.Typer(
-    help="Tag movies with genres from their plot: train, evaluate, predict, score, serve.",
+    help="Tag movies with genres from their plot: split, train, evaluate, predict, explain, report, score, serve.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -41,14 +43,16 @@ ModelOption = Annotated[Path, typer.Option("--model", help="Model directory.")]
 
 @contextmanager
 def user_errors() -> Iterator[None]:
-    """Turn moviegenre's own errors into a one-line message and exit code 2."""
+    """Turn moviegenre's own errors into a one-line message and exit code 2.
+
+    Only :class:`MovieGenreError`: anything else is a bug, and its traceback is what a bug
+    report needs. The message is printed as it is (never read as Rich markup, which would eat
+    "[embed]" from "install moviegenre[embed]").
+    """
     try:
         yield
     except MovieGenreError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
-    except ValueError as exc:  # bad option values caught by the library
-        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        err.print(Text.assemble(("error: ", "bold red"), str(exc)), highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
 
 
@@ -67,12 +71,12 @@ def _settings() -> Settings:
 
 
 def _plot_text(plot: str) -> str:
-    """The plot argument, or stdin when it is ``-``; text that is not UTF-8 is refused here
-    with a message, rather than failing deep inside the model."""
+    """The plot argument, or stdin when it is ``-`` (bytes that are not UTF-8 are refused here;
+    in an argument they arrive as lone surrogates, which the input contract refuses)."""
     if plot != "-":
-        return _utf8_text(plot, "the plot argument")
+        return plot
     if not hasattr(sys.stdin, "buffer"):
-        return _utf8_text(sys.stdin.read(), "stdin")
+        return sys.stdin.read()
     raw = sys.stdin.buffer.read()
     try:
         return raw.decode("utf-8")
@@ -83,16 +87,8 @@ def _plot_text(plot: str) -> str:
         ) from None
 
 
-def _utf8_text(text: str, where: str) -> str:
-    # Bytes that are not UTF-8 reach argv as lone surrogates (Python's surrogateescape).
-    bad = next((i for i, c in enumerate(text) if "\ud800" <= c <= "\udfff"), None)
-    if bad is not None:
-        raise DataError(f"{where} is not valid UTF-8 text (at character {bad}); send it as UTF-8")
-    return text
-
-
 def _progress(status):
-    return lambda message: status.update(f"[bold]{message}")
+    return lambda message: status.update(Text(message, style="bold"))
 
 
 def _print_json(payload) -> None:
@@ -118,7 +114,7 @@ def train(
     """Train a model and write it as a model directory."""
     from .train import train as train_model
 
-    with user_errors(), err.status("[bold]reading data") as status:
+    with user_errors(), err.status(Text("reading data", style="bold")) as status:
         params = _encoder_params(kind, encoder)
         path = resolve_training_data(data, _settings().resolved_data_home())
         movies = load_movies(path, labelled=True)
@@ -129,7 +125,7 @@ def train(
             movies = movies.subset(positions)
         model = train_model(kind, movies, params=params, cv_folds=cv, seed=seed,
                             progress=_progress(status))
-        status.update("[bold]writing model")
+        status.update(Text("writing model", style="bold"))
         meta = artifact.save_model(model.pipeline, model.metadata, out)
     cv_metrics = meta["metrics"].get("cv", {})
     summary = {"model": str(out), "id": meta["id"], "kind": kind, "rows": len(movies),
@@ -149,7 +145,7 @@ def _encoder_params(kind: str, encoder: str | None) -> dict[str, str]:
     if encoder is None:
         return {}
     if "encoder" not in get_kind(kind).defaults:
-        raise ValueError(f"--encoder applies to kinds with a sentence encoder (hybrid), not {kind!r}")
+        raise UsageError(f"--encoder applies to kinds with a sentence encoder (hybrid), not {kind!r}")
     local = Path(encoder).expanduser()
     return {"encoder": str(local.resolve()) if local.exists() else encoder}
 
@@ -202,9 +198,10 @@ def predict(
 ) -> None:
     """Print the 24 p_<Genre> probabilities and the predicted genres for one plot."""
     with user_errors():
-        text, title = _plot_text(plot), _utf8_text(title, "--title")
+        item = {"plot": _plot_text(plot), "title": title}
+        check_item(item, None)  # before the model loads: a bad plot is refused at once
         loaded = artifact.load_model(model)
-        proba = loaded.predict_proba([{"plot": text, "title": title}])
+        proba = loaded.predict_proba([item])
     record = as_probability_record(proba[0])
     _print_json({**record, "genres": loaded.label_sets(proba)[0]})
 
@@ -217,8 +214,15 @@ class Engine(StrEnum):
 @app.command()
 def score(
     model: ModelOption,
-    inputs: Annotated[list[Path], typer.Argument(help="CSV/zip/Parquet files with a plot column.")],
-    out: Annotated[Path, typer.Option("-o", "--out", help="Output CSV (ID + 24 p_ columns).")],
+    inputs: Annotated[
+        list[Path],
+        typer.Argument(help="CSV/zip/Parquet files with a plot column, or globs ('data/*.csv', quoted)."),
+    ],
+    out: Annotated[
+        Path,
+        typer.Option("-o", "--out", help="OUT.csv: one CSV file; OUT.parquet or no suffix: a Parquet "
+                     "directory of part files. Columns: ID + 24 p_."),
+    ],
     engine: Annotated[
         Engine, typer.Option("--engine", help="local: this process; dask: a Dask cluster.")
     ] = Engine.local,
@@ -231,40 +235,35 @@ def score(
         typer.Option("--scheduler", help="Dask: use the cluster at this address (tcp://HOST:8786)."),
     ] = None,
 ) -> None:
-    """Batch-score files into the submission format; empty plots go to OUT.rejects.csv.
+    """Batch-score files into the submission format; rows that cannot be scored go to OUT.rejects.csv.
 
-    With --engine dask, INPUTS may be globs and OUT a Parquet directory (no suffix or .parquet).
+    Either engine takes globs and writes a CSV file or a Parquet directory, with the same output.
     """
-    if engine is Engine.dask:
-        _score_on_dask(model, inputs, out, workers, scheduler)
-        return
-    if workers is not None or scheduler is not None:
+    if engine is Engine.local and (workers is not None or scheduler is not None):
         raise typer.BadParameter("--workers and --scheduler need --engine dask")
-    from .batch import score_files
-
-    with user_errors(), err.status("[bold]loading model") as status:
-        loaded = artifact.load_model(model)
-        summary = score_files(loaded, inputs, out, progress=_progress(status))
-    _print_json({"input_rows": summary.input_rows, "scored": summary.scored,
-                 "rejected": summary.rejected, "output": str(summary.output),
-                 "rejects": None if summary.rejects is None else str(summary.rejects)})
-
-
-def _score_on_dask(model: Path, inputs: list[Path], out: Path, workers: int | None,
-                   scheduler: str | None) -> None:
     if workers is not None and scheduler is not None:
         raise typer.BadParameter("give --workers (a local cluster) or --scheduler, not both")
-    with user_errors(), err.status("[bold]starting Dask") as status:
-        from .batch_dask import score_files_dask
+    from dataclasses import asdict
 
-        summary = score_files_dask(model, [str(p) for p in inputs], out,
-                                   workers=workers or 2, scheduler=scheduler,
-                                   progress=_progress(status))
-    _print_json({"input_rows": summary.input_rows, "scored": summary.scored,
-                 "rejected": summary.rejected, "output": str(summary.output),
-                 "rejects": None if summary.rejects is None else str(summary.rejects),
-                 "engine": "dask", "format": summary.format, "workers": summary.workers,
-                 "partitions": summary.partitions})
+    from .batch import score_files
+
+    with user_errors(), err.status(Text("starting", style="bold")) as status:
+        progress = _progress(status)
+        scorer = _scoring_engine(engine, model, workers, scheduler, progress)
+        summary = score_files(scorer, [str(p) for p in inputs], out, progress=progress)
+    _print_json({key: str(value) if isinstance(value, Path) else value
+                 for key, value in asdict(summary).items()})
+
+
+def _scoring_engine(engine: Engine, model: Path, workers: int | None, scheduler: str | None, progress):
+    if engine is Engine.dask:
+        from .batch_dask import DaskEngine
+
+        return DaskEngine(model, workers=workers or 2, scheduler=scheduler, progress=progress)
+    from .batch import LocalEngine
+
+    progress("loading model")
+    return LocalEngine(artifact.load_model(model))
 
 
 @app.command()
@@ -286,7 +285,7 @@ def serve(
         settings = _settings()
     directory = model if model is not None else settings.model
     if model is None and not directory.exists():
-        err.print(f"[bold]no model at {directory}: training the default (linear) model first")
+        err.print(Text(f"no model at {directory}: training the default (linear) model first", style="bold"))
         train(out=directory, kind="linear", data=data, cv=3, sample=None, seed=0, encoder=None)
     from .api.server import run
 
@@ -310,7 +309,8 @@ def explain(
     from .explain import explain as explain_plot
 
     with user_errors():
-        text, title = _plot_text(plot), _utf8_text(title, "--title")
+        text = _plot_text(plot)
+        check_item({"plot": text, "title": title}, None)
         result = explain_plot(artifact.load_model(model), text, title=title,
                               top_genres=top_genres, top_terms=top_terms)
     if as_json:
@@ -330,9 +330,9 @@ def report(
     """Write a Markdown report with the metrics table and PNG figures."""
     from .report import write_report
 
-    with user_errors(), err.status("[bold]scoring") as status:
+    with user_errors(), err.status(Text("scoring", style="bold")) as status:
         loaded = artifact.load_model(model)
         movies = load_movies(data, labelled=True)
-        status.update("[bold]drawing")
+        status.update(Text("drawing", style="bold"))
         path = write_report(loaded, movies, out)
     typer.echo(str(path))

@@ -142,7 +142,13 @@ def read_table(path: str | Path) -> pd.DataFrame:
 
     The first column becomes the index (the movie IDs).
     """
-    path = Path(path)
+    try:
+        return _read_table(Path(path))
+    except OSError as exc:  # permission denied, a file that vanished, a read error...
+        raise DataError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def _read_table(path: Path) -> pd.DataFrame:
     if not path.exists():
         raise DataError(f"{path} does not exist")
     if path.is_dir():

@@ -4,7 +4,7 @@ Every file or directory moviegenre writes is first built under a hidden temporar
 its target and renamed into place only when complete, so an interrupted run never leaves
 something that looks finished: :func:`atomic_path` for a file written by someone else's
 writer (a figure, a Parquet file), :func:`atomic_write` for a file written through a handle,
-:func:`replace_directory` for a directory built in a staging folder.
+:func:`atomic_directory` for a directory.
 """
 
 from __future__ import annotations
@@ -70,14 +70,36 @@ def atomic_write(target: str | Path, mode: str = "w", **open_kwargs) -> Iterator
         os.fsync(handle.fileno())
 
 
-def staging_directory(target: str | Path) -> Path:
-    """A new hidden directory beside ``target``, to build it in before :func:`replace_directory`."""
+@contextmanager
+def atomic_directory(target: str | Path) -> Iterator[Path]:
+    """Yield a new hidden staging directory beside ``target``; when the block succeeds, it
+    replaces ``target`` (the old one renamed aside first and deleted last). If the block raises, the staging
+    directory is removed and ``target`` is untouched. An ``OSError`` becomes an
+    :class:`~moviegenre.errors.OutputError` naming ``target``.
+    """
+    target = Path(target)
+    staging: Path | None = None
+    try:
+        staging = _staging_directory(target)
+        yield staging
+        _replace_directory(staging, target)
+    except OSError as exc:
+        raise OutputError(f"cannot write {target}: {exc.strerror or exc}") from None
+    finally:
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def _staging_directory(target: str | Path) -> Path:
+    """A new hidden directory beside ``target``, to build it in before :func:`_replace_directory`."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part"))
+    staging = tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    os.chmod(staging, 0o777 & ~_umask())  # mkdtemp's 0700 would hide a model from its server
+    return Path(staging)
 
 
-def replace_directory(staging: Path, target: Path) -> None:
+def _replace_directory(staging: Path, target: Path) -> None:
     """Move the finished ``staging`` directory to ``target``, replacing what is there.
 
     The old directory is renamed aside first and deleted last, so ``target`` always holds

@@ -1,0 +1,206 @@
+"""Batch scoring with the local engine: globs, CSV and Parquet outputs, rejects, refusals.
+
+All of this is the orchestration in :mod:`moviegenre.batch`, the same for every engine; that
+the Dask engine writes the same output is in ``test_batch_dask.py``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from moviegenre.batch import LocalEngine, expand_inputs, score_files
+from moviegenre.batch_output import SUCCESS_MARKER
+from moviegenre.cli import app
+from moviegenre.errors import DataError, UsageError
+from moviegenre.genres import PROBABILITY_KEYS
+
+#: Two small input files of five movies each; the last of the second has a blank plot.
+MOVIES_A = (
+    "ID,year,title,plot\n"
+    "a1,1999,One,a detective hunts a serial killer through the rainy city\n"
+    "a2,2001,Two,two friends fall in love on a summer trip to italy\n"
+    "a3,1956,Three,a cowboy rides into a frontier town and faces the outlaws\n"
+    "a4,2010,Four,a haunted house terrifies a young family at night\n"
+    "a5,1984,Five,astronauts fight an alien creature aboard their ship\n"
+)
+MOVIES_B = (
+    "ID,plot\n"
+    "b1,a young wizard learns magic at a school for witches\n"
+    "b2,soldiers storm the beaches in the war against the nazis\n"
+    "b3,a comedian struggles to make his family laugh at christmas\n"
+    "b4,a shark attacks swimmers at a beach resort town\n"
+    "b5,   \n"
+)
+
+
+@pytest.fixture
+def inputs(tmp_path) -> Path:
+    """``in/a.csv`` and ``in/b.csv``, and a ``notes.txt`` that a ``*.csv`` glob must skip."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "a.csv").write_text(MOVIES_A, encoding="utf-8")
+    (folder / "b.csv").write_text(MOVIES_B, encoding="utf-8")
+    (folder / "notes.txt").write_text("ID,plot\nx,not scored\n", encoding="utf-8")
+    return folder
+
+
+def expected_scores(model, *sources: str) -> pd.DataFrame:
+    """What the model gives the valid rows of ``sources``, as the output should hold them."""
+    movies = pd.concat(pd.read_csv(io.StringIO(s), dtype=str, index_col="ID") for s in sources)
+    movies = movies[movies["plot"].str.strip() != ""].fillna("")
+    return pd.DataFrame(model.predict_proba(movies), columns=list(PROBABILITY_KEYS),
+                        index=movies.index.rename("ID"))  # fmt: skip
+
+
+def read_parquet_scores(directory: Path) -> pd.DataFrame:
+    return pd.read_parquet(directory).set_index("ID")
+
+
+def test_a_glob_scores_into_a_parquet_directory_of_parts_in_input_order(small_model, inputs, tmp_path):
+    out = tmp_path / "scores.parquet"
+    summary = score_files(LocalEngine(small_model), [str(inputs / "*.csv")], out, partition_rows=2)
+
+    assert (summary.input_rows, summary.scored, summary.rejected) == (10, 9, 1)
+    assert (summary.format, summary.partitions, summary.engine, summary.workers) == ("parquet", 5, "local", 1)
+    assert sorted(p.name for p in out.iterdir()) == [SUCCESS_MARKER, *(f"part-{i:06d}.parquet" for i in range(5))]
+    scores = pd.read_parquet(out)
+    assert list(scores.columns) == ["ID", *PROBABILITY_KEYS]
+    assert pd.api.types.is_string_dtype(scores["ID"])
+    pd.testing.assert_frame_equal(scores.set_index("ID"), expected_scores(small_model, MOVIES_A, MOVIES_B),
+                                  check_index_type=False)  # fmt: skip
+    rejects = pd.read_csv(summary.rejects, dtype=str)
+    assert rejects[["ID", "source", "row"]].to_dict("records") == [
+        {"ID": "b5", "source": str(inputs / "b.csv"), "row": "5"}
+    ]
+    assert rejects["reason"][0].startswith("field 'plot' ")  # the wording is moviegenre.items
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "scores.parquet", "scores.rejects.csv"]
+
+
+@pytest.mark.parametrize("partition_rows", [1, 3])
+def test_a_csv_file_and_a_parquet_directory_hold_the_same_scores(small_model, inputs, tmp_path, partition_rows):
+    # The same partitions, so the very same floats: a model's last bit may depend on how many
+    # plots it scores at once, which is why every engine is handed the same partitions.
+    engine, sources = LocalEngine(small_model), [inputs / "a.csv", inputs / "b.csv"]
+    csv = score_files(engine, sources, tmp_path / "scores.csv", partition_rows=partition_rows)
+    parquet = score_files(engine, sources, tmp_path / "scores", partition_rows=partition_rows)  # no suffix
+    assert (csv.format, parquet.format) == ("csv", "parquet")
+    assert csv.partitions == parquet.partitions == len(list(parquet.output.glob("part-*.parquet")))
+    pd.testing.assert_frame_equal(read_parquet_scores(parquet.output),
+                                  pd.read_csv(csv.output, dtype={"ID": str}, index_col="ID"),
+                                  check_exact=True, check_index_type=False)  # fmt: skip
+
+
+def test_parquet_ids_stay_text_when_the_input_has_numeric_ids(small_model, tmp_path):
+    source = tmp_path / "movies.parquet"
+    pd.DataFrame({"id": [7, 9], "plot": ["a cowboy and an outlaw .", "a ghost haunts a house ."]}).to_parquet(source)
+    summary = score_files(LocalEngine(small_model), [source], tmp_path / "out")
+    assert pd.read_parquet(summary.output)["ID"].tolist() == ["7", "9"]
+
+
+@pytest.mark.parametrize("out_name", ["scores.csv", "scores.parquet"])
+def test_all_rows_rejected_still_makes_a_valid_empty_output(small_model, tmp_path, out_name):
+    source = tmp_path / "blank.csv"
+    source.write_text("ID,plot\nx1,\nx2,...\n", encoding="utf-8")
+    summary = score_files(LocalEngine(small_model), [source], tmp_path / out_name)
+    assert (summary.scored, summary.rejected, summary.partitions) == (0, 2, 0)
+    if summary.format == "csv":
+        assert summary.output.read_text(encoding="utf-8") == ",".join(["ID", *PROBABILITY_KEYS]) + "\n"
+    else:
+        assert list(pd.read_parquet(summary.output).columns) == ["ID", *PROBABILITY_KEYS]
+        assert len(pd.read_parquet(summary.output)) == 0
+
+
+def test_a_finished_parquet_output_and_stale_rejects_are_replaced_on_rerun(small_model, inputs, tmp_path):
+    out = tmp_path / "scores"  # no suffix: a Parquet directory
+    out.mkdir()
+    (out / SUCCESS_MARKER).write_text("", encoding="utf-8")
+    (out / "part-000009.parquet").write_text("from an earlier run", encoding="utf-8")
+    stale = tmp_path / "scores.rejects.csv"
+    stale.write_text("ID,source,row,reason\nold,x,1,empty\n", encoding="utf-8")
+
+    summary = score_files(LocalEngine(small_model), [inputs / "a.csv"] * 2, out, partition_rows=3)
+
+    assert sorted(p.name for p in out.iterdir()) == [SUCCESS_MARKER, *(f"part-00000{i}.parquet" for i in range(4))]
+    assert len(pd.read_parquet(out)) == summary.scored == 2 * 5
+    assert summary.rejects is None and not stale.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "scores"]
+
+
+def test_files_are_read_one_at_a_time_as_their_scores_are_written(small_model, inputs, tmp_path):
+    messages: list[str] = []
+    score_files(LocalEngine(small_model), [inputs / "a.csv", inputs / "b.csv"], tmp_path / "o.csv",
+                partition_rows=2, progress=messages.append)  # fmt: skip
+    reading_b = messages.index(f"reading {inputs / 'b.csv'} (file 2 of 2)")
+    assert messages[reading_b - 1] == "scored 5 of 5 plots read (file 1 of 2)"
+    assert messages[-2:] == ["scored 9 of 9 plots read (file 2 of 2)", f"moving {tmp_path / 'o.csv'} into place"]
+
+
+class NeverStarted:
+    """An engine that fails the test if started: checks must come first."""
+
+    name, workers = "never", 0
+
+    def __enter__(self):
+        raise AssertionError("the engine was started before the inputs and the output were checked")
+
+    def __exit__(self, *exc_info):
+        return None
+
+    def score(self, partitions):
+        raise AssertionError("unreachable")
+
+
+@pytest.mark.parametrize(
+    ("sources", "out", "message"),
+    [
+        (["{dir}/nothing-*.csv"], "o.csv", "no files match '{dir}/nothing-*.csv'"),
+        (["{dir}/missing.csv"], "o.csv", "{dir}/missing.csv does not exist"),
+        ([], "o.csv", "no input files given"),
+        (["{data}"], "o.json", "must end in .csv"),
+        (["{data}"], "taken", "is not a finished moviegenre Parquet output"),
+        (["{data}"], "file.parquet", "is a file; a Parquet output is a directory"),
+        (["{data}"], "dir.csv", "is a directory; give a file name ending in .csv"),
+    ],
+)
+def test_bad_inputs_and_outputs_fail_before_the_engine_starts(inputs, tmp_path, sources, out, message):
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "precious.txt").write_text("keep me", encoding="utf-8")
+    (tmp_path / "file.parquet").write_text("not a directory", encoding="utf-8")
+    (tmp_path / "dir.csv").mkdir()
+    fill = {"dir": tmp_path, "data": inputs / "a.csv"}
+    with pytest.raises(DataError, match=re.escape(message.format(**fill))):
+        score_files(NeverStarted(), [s.format(**fill) for s in sources], tmp_path / out)
+    assert (tmp_path / "taken" / "precious.txt").exists()
+
+
+def test_a_partition_size_below_one_is_refused(small_model, inputs, tmp_path):
+    with pytest.raises(UsageError, match="partition_rows must be at least 1, got 0"):
+        score_files(LocalEngine(small_model), [inputs / "a.csv"], tmp_path / "o.csv", partition_rows=0)
+
+
+def test_expand_inputs_keeps_explicit_order_and_sorts_glob_matches(tmp_path):
+    for name in ["b.csv", "a.csv", "c.txt"]:
+        (tmp_path / name).write_text("ID,plot\n1,x\n", encoding="utf-8")
+    paths = expand_inputs([tmp_path / "c.txt", str(tmp_path / "*.csv")])
+    assert [p.name for p in paths] == ["c.txt", "a.csv", "b.csv"]
+
+
+def test_the_cli_local_engine_takes_a_glob_and_writes_parquet(small_model, small_model_dir, inputs, tmp_path):
+    out = tmp_path / "scores.parquet"
+    result = CliRunner().invoke(app, ["score", "--model", str(small_model_dir), str(inputs / "*.csv"), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary == {
+        "input_rows": 10, "scored": 9, "rejected": 1, "output": str(out),
+        "rejects": str(tmp_path / "scores.rejects.csv"), "format": "parquet", "partitions": 2,
+        "engine": "local", "workers": 1,
+    }  # fmt: skip
+    assert np.allclose(read_parquet_scores(out).to_numpy(), expected_scores(small_model, MOVIES_A, MOVIES_B))
