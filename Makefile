@@ -33,9 +33,12 @@ $(VENV)/.dev: pyproject.toml | $(BIN)/activate
 serve: $(VENV)/.serve  ## Serve the API and page on HOST:PORT (trains the default model first if none exists)
 	$(BIN)/moviegenre serve --host $(HOST) --port $(PORT) $(if $(DATA),--data $(DATA))
 
-system-deps:  ## Debian packages the tests and benchmarks use (Chromium for the browser test, wrk)
+system-deps:  ## Debian packages the tests and benchmarks use (Chromium for the browser tests, wrk)
 	@if ! command -v chromium >/dev/null || ! command -v wrk >/dev/null; then \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium wrk >/dev/null; \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; \
+		elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then SUDO=sudo; \
+		else echo "make test needs Debian's chromium and wrk: run 'sudo apt-get install chromium wrk' first" >&2; exit 1; fi; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium wrk >/dev/null; \
 	fi
 
 test: system-deps $(VENV)/.dev  ## Install everything, lint, and run the test suite

@@ -79,22 +79,22 @@ def test_missing_column_is_named(tmp_path):
         load_movies(path, labelled=True)
 
 
-def test_empty_plots_are_listed_by_row_and_id(tmp_path):
-    text = HEADER + GOOD_ROWS + "12,2002,C,,\"['Drama']\",5\n13,2003,D,   ,\"['Drama']\",5\n"
-    with pytest.raises(DataError, match=r"data rows 3 \(ID 12\), 4 \(ID 13\): field 'plot' is blank"):
-        load_movies(write(tmp_path, text), labelled=True)
-
-
-def test_unknown_genre_names_row_and_genre(tmp_path):
-    text = HEADER + GOOD_ROWS + "12,2002,C,a plot .,\"['Drama', 'Cooking']\",5\n"
-    with pytest.raises(DataError, match=r"unknown genre\(s\) \['Cooking'\] in data row 3 \(ID 12\)"):
-        load_movies(write(tmp_path, text), labelled=True)
-
-
-def test_bad_year_is_named(tmp_path):
-    text = HEADER + "1,nineteen,A,a plot .,\"['Drama']\",5\n"
-    with pytest.raises(DataError, match=r"data row 1 \(ID 1\): field 'year' must be a year between 1800 and 2200"):
-        load_movies(write(tmp_path, text), labelled=True)
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        (GOOD_ROWS + "12,2002,C,,\"['Drama']\",5\n13,2003,D,   ,\"['Drama']\",5\n",
+         r"data rows 3 \(ID 12\), 4 \(ID 13\): field 'plot' is blank"),
+        (GOOD_ROWS + "12,2002,C,a plot .,\"['Drama', 'Cooking']\",5\n",
+         r"unknown genre\(s\) \['Cooking'\] in data row 3 \(ID 12\)"),
+        ("1,nineteen,A,a plot .,\"['Drama']\",5\n",
+         r"data row 1 \(ID 1\): field 'year' must be a year between 1800 and 2200"),
+        (GOOD_ROWS + "12,2002,C,... ?!,\"['Drama']\",5\n", r"data row 3 \(ID 12\): field 'plot' holds no letter or digit"),
+    ],
+    ids=["empty-plots", "unknown-genre", "bad-year", "punctuation-plot"],
+)  # fmt: skip
+def test_bad_rows_are_named_by_row_and_id(tmp_path, rows, message):
+    with pytest.raises(DataError, match=message):
+        load_movies(write(tmp_path, HEADER + rows), labelled=True)
 
 
 def test_malformed_csv_line_is_reported(tmp_path):
