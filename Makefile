@@ -9,7 +9,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 SHARED ?= $(abspath ../shared)
 PYTEST_ARGS ?= -m "not soak"
-LINT = $(BIN)/ruff check src tests benchmarks
+LINT = $(BIN)/ruff check src tests benchmarks docs
 
 .PHONY: help serve test bench system-deps lint
 

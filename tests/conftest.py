@@ -16,8 +16,9 @@ import pytest
 
 from moviegenre.api.background import BackgroundServer, serve_in_background
 from moviegenre.artifact import METADATA_FILE, MODEL_FILE, load_model, save_model
-from moviegenre.data import load_movies, sha256_of
+from moviegenre.data import load_movies
 from moviegenre.examples import EXAMPLE_PLOTS
+from moviegenre.files import sha256_of
 from moviegenre.train import train
 
 REPO = Path(__file__).resolve().parents[1]

@@ -9,9 +9,17 @@ import pytest
 import skops.io
 
 from conftest import Evil, editing_model_json, flip_a_byte, replace_model_file
-from moviegenre.artifact import METADATA_FILE, MODEL_FILE, load_model, read_metadata
-from moviegenre.data import sha256_of
+from moviegenre.artifact import (
+    METADATA_FILE,
+    MODEL_FILE,
+    _parsed_types,
+    _scanned_types,
+    check_types,
+    load_model,
+    read_metadata,
+)
 from moviegenre.errors import ModelError
+from moviegenre.files import sha256_of
 
 
 def test_model_json_describes_the_model(small_model_dir):
@@ -76,3 +84,53 @@ def test_artifact_is_a_compressed_skops_zip(small_model_dir):
     with zipfile.ZipFile(small_model_dir / MODEL_FILE) as archive:
         assert "schema.json" in archive.namelist()
         assert all(i.compress_type == zipfile.ZIP_DEFLATED for i in archive.infolist())
+
+
+# --- the type check at load: the fast scan and the parse agree --------------------------------
+
+NODE = '{{"__class__": "{name}", "__module__": "{module}", "__loader__": "{loader}", "__id__": 1}}'
+TRUSTED = NODE.format(name="decade_of", module="moviegenre.text", loader="FunctionNode")
+
+
+def schema_file(tmp_path, schema_text: str):
+    path = tmp_path / "model.skops"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("schema.json", schema_text)
+    return path
+
+
+def test_the_scan_finds_what_parsing_finds_in_real_models(small_model_dir):
+    raw = zipfile.ZipFile(small_model_dir / MODEL_FILE).read("schema.json")
+    scanned = _scanned_types(raw)
+    assert scanned is not None and scanned == _parsed_types(raw)
+    assert ("moviegenre.text.decade_of", "FunctionNode") in scanned
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        # keys in another order than skops writes them
+        '{"__loader__": "FunctionNode", "__module__": "os", "__class__": "system", "__id__": 2}',
+        # a trusted node's keys, then the same keys again: JSON keeps the last ones
+        TRUSTED[:-1] + ', "__class__": "system", "__module__": "os"}',
+        # a key spelled with an escape
+        '{"\\u005f_class__": "system", "__module__": "os", "__loader__": "FunctionNode", "__class__": "system"}',
+    ],
+    ids=["reordered", "duplicate-keys", "escaped-key"],
+)
+def test_a_node_hidden_from_the_scan_is_still_found(tmp_path, hostile):
+    text = '{"content": [' + TRUSTED + ", " + hostile + "]}"
+    assert _scanned_types(text.encode()) is None  # not laid out as skops writes: parsed instead
+    with pytest.raises(ModelError, match=r"not on moviegenre's trusted list: \['os.system'\]"):
+        check_types(schema_file(tmp_path, text))
+
+
+@pytest.mark.parametrize(
+    ("name", "module", "loader"),
+    [("system", "os", "FunctionNode"), ("eval", "builtins", "FunctionNode"),
+     ("check_array", "sklearn.utils", "FunctionNode"), ("Popen", "subprocess", "ObjectNode")],
+)  # fmt: skip
+def test_untrusted_functions_and_classes_are_refused(tmp_path, name, module, loader):
+    text = '{"content": [' + TRUSTED + ", " + NODE.format(name=name, module=module, loader=loader) + "]}"
+    with pytest.raises(ModelError, match="not on moviegenre's trusted list"):
+        check_types(schema_file(tmp_path, text))

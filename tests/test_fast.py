@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from conftest import E1_PLOT, E2_PLOT, Evil, editing_model_json, flip_a_byte, replace_model_file
 from moviegenre.artifact import METADATA_FILE, load_model, save_model
-from moviegenre.data import load_movies, sha256_of
+from moviegenre.data import load_movies
 from moviegenre.errors import DataError, ModelError
 from moviegenre.fast import (
     BUNDLE_FILE,
@@ -28,6 +28,7 @@ from moviegenre.fast import (
     predict_proba_processes,
     save_bundle,
 )
+from moviegenre.files import sha256_of
 from moviegenre.items import to_columns as items_to_columns
 from moviegenre.items import to_frame as items_to_frame
 from moviegenre.models import build_estimator

@@ -1,0 +1,712 @@
+"""README.md's examples, run as a reader would run them, so that they cannot drift.
+
+What is run, in README order, by bash in one temporary working directory:
+
+- every command of a fenced ``console`` block: a line starting with ``$ `` is a command (a
+  trailing `` \\`` continues it on the next line); the lines after it, up to the next ``$ `` line
+  or the end of the block, are its output as shown to the reader;
+- every ``python`` block whose first line contains ``# runs in tests``, in a fresh interpreter.
+
+Other blocks (``bash``, ``text``, ...) are never run: installation, deployment, clusters.
+
+What is checked, for each command: it exits 0, or, when its shown output starts with
+``error:``, it exits non-zero and its stderr starts with ``error:``. Then, unless the line before
+the block is ``<!-- readme-test: no-output-check -->``, its output (stderr for an error) against
+the shown output:
+
+- shown JSON (where ``...`` may stand for array elements, key/value pairs or a value): the real
+  stdout is JSON of the same shape: every object has the keys shown, and exactly those when
+  the object is shown without ``...``. Values are not compared: numbers differ run to run.
+- shown text: every shown line without ``...`` appears in the real output (stdout and stderr),
+  numbers and runs of white space aside.
+
+The environment: ``PATH`` with this interpreter's ``bin`` first, ``NLTK_DATA``,
+``HF_HUB_OFFLINE=1`` and ``MOVIEGENRE_DATA_HOME`` inside the working directory. Nothing is
+downloaded: a ``curl`` command that fetches from the internet is skipped, and small samples of
+the real files stand in for what it would fetch (``dataTraining.zip``, ``dataTesting.zip``).
+A command that talks to ``127.0.0.1:8000`` gets a real ``moviegenre serve`` of the model the
+README names in ``moviegenre serve --model DIR`` (default ``models/linear``), started when the
+first such command comes, on a free port that replaces 8000 in the commands. The blocks with
+such commands run after all the others, since the README may train that model further down.
+Each command runs in its own bash: ``cd`` and ``export`` do not carry over to the next one.
+
+The parser is tested on its own, on small texts, so a failure tells a README mistake from a
+parser bug.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+import time
+import zipfile
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+import typer
+
+from conftest import NLTK_DATA, REPO, SHARED_DATA
+from moviegenre.api.background import ServerStartError, serve_in_background
+from moviegenre.cli import app
+
+README = REPO / "README.md"
+NO_OUTPUT_CHECK = "no-output-check"
+MARKERS = {NO_OUTPUT_CHECK}
+RUNS_IN_TESTS = "# runs in tests"
+#: The address the README's API examples use; rewritten to the test server's.
+README_SERVER = re.compile(r"(?:127\.0\.0\.1|localhost):8000\b")
+DEFAULT_SERVED_MODEL = "models/linear"
+#: Files the README tells the reader to download, and the sample of the real data standing in
+#: for each: (file under MOVIEGENRE_TEST_DATA, movies in the sample).
+STAND_INS = {"dataTraining.zip": ("dataTraining-dev.zip", 400), "dataTesting.zip": ("dataTesting.zip", 200)}
+SAMPLE_SEED = 0
+COMMAND_TIMEOUT_S = 300
+SERVER_START_TIMEOUT_S = 60
+SERVER_ERROR_CHARS = 3000
+
+
+# --- parsing ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Command:
+    """One ``$ `` command of a console block and the output shown under it."""
+
+    text: str  # as bash gets it: continuation lines kept, with their backslashes
+    shown: str
+    line: int  # README line of the ``$ ``
+
+
+@dataclass(frozen=True)
+class Block:
+    """A fenced code block: its language, its text, where it starts and what the test does."""
+
+    lang: str
+    body: str
+    line: int  # README line of the opening fence
+    marker: str | None = None  # the readme-test marker on the line before it
+    commands: tuple[Command, ...] = ()
+
+    @property
+    def runs(self) -> bool:
+        first = self.body.split("\n", 1)[0]
+        return self.lang == "console" or (self.lang == "python" and RUNS_IN_TESTS in first)
+
+    @property
+    def checks_output(self) -> bool:
+        return self.marker != NO_OUTPUT_CHECK
+
+
+FENCE = re.compile(r"^(?P<indent> *)(?P<fence>`{3,}|~{3,})\s*(?P<lang>[\w+-]*)")
+MARKER = re.compile(r"^\s*<!--\s*readme-test:\s*(?P<name>[\w-]+)\s*-->\s*$")
+
+
+def parse_blocks(text: str) -> list[Block]:
+    """The fenced code blocks of a Markdown text, in order."""
+    lines = text.split("\n")
+    blocks, i = [], 0
+    while i < len(lines):
+        opening = FENCE.match(lines[i])
+        if not opening:
+            i += 1
+            continue
+        indent, fence = opening["indent"], opening["fence"]
+        closing = re.compile(rf"^ *{re.escape(fence[0])}{{{len(fence)},}}\s*$")
+        end = next((j for j in range(i + 1, len(lines)) if closing.match(lines[j])), len(lines))
+        body = "\n".join(line.removeprefix(indent) for line in lines[i + 1 : end])
+        lang = opening["lang"].lower()
+        previous = next((line for line in reversed(lines[:i]) if line.strip()), "")
+        marker = m["name"] if (m := MARKER.match(previous)) else None
+        commands = parse_console(body, first_line=i + 2) if lang == "console" else ()
+        blocks.append(Block(lang, body, i + 1, marker, commands))
+        i = end + 1
+    return blocks
+
+
+def parse_console(body: str, first_line: int = 1) -> tuple[Command, ...]:
+    """The commands of a console block and the output shown under each."""
+    commands: list[Command] = []
+    lines = body.split("\n")
+    i = 0
+    while i < len(lines):
+        if not lines[i].startswith("$ "):
+            i += 1  # text before the first command: not output of anything
+            continue
+        start, parts = i, [lines[i][2:]]
+        while parts[-1].endswith("\\") and i + 1 < len(lines):
+            i += 1
+            parts.append(lines[i])
+        i += 1
+        output_start = i
+        while i < len(lines) and not lines[i].startswith("$ "):
+            i += 1
+        shown = "\n".join(lines[output_start:i]).strip("\n")
+        commands.append(Command("\n".join(parts), shown, first_line + start))
+    return tuple(commands)
+
+
+# --- comparing output ------------------------------------------------------------------------
+
+
+ELLIPSIS = "\u2026readme-test-ellipsis\u2026"
+
+
+class Abbreviated(dict):
+    """A JSON object shown with ``...`` in it: more keys may follow."""
+
+
+def parse_shown_json(shown: str):
+    """The JSON value of shown output that may hold ``...`` abbreviations (with or without the
+    commas around them), or None if it is not JSON (does not start with ``{`` or ``[``).
+
+    An object with ``...`` comes back as :class:`Abbreviated`; ``...`` in an array or in place
+    of a value comes back as :data:`ELLIPSIS`. Raises ValueError if it starts like JSON but
+    does not parse.
+    """
+    text = shown.strip()
+    if not text or text[0] not in "{[":
+        return None
+    out, stack, in_string, escaped, i = [], [], False, False, 0
+    while i < len(text):
+        char = text[i]
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif text.startswith("...", i):
+            before = "".join(out).rstrip()[-1:]
+            after = text[i + 3 :].lstrip()[:1]
+            in_object = stack[-1:] == ["{"] and before != ":"
+            out.append(", " if before not in ",{[:" else "")
+            out.append(f'"{ELLIPSIS}": null' if in_object else f'"{ELLIPSIS}"')
+            out.append(", " if after not in ",}]" else "")  # "" is in every string: the end
+            i += 3
+            continue
+        elif char == '"':
+            in_string = True
+        elif char in "{[":
+            stack.append(char)
+        elif char in "}]" and stack:
+            stack.pop()
+        out.append(char)
+        i += 1
+
+    def object_from(pairs):
+        keys = dict(pair for pair in pairs if pair[0] != ELLIPSIS)
+        return Abbreviated(keys) if len(keys) < len(pairs) else keys
+
+    return json.loads("".join(out), object_pairs_hook=object_from)
+
+
+def json_shape_problems(shown, real, where: str = "output") -> list[str]:
+    """How ``real`` differs in shape from ``shown``: missing keys, extra keys where nothing was
+    left out, an object or array where the other was shown. Values are not compared."""
+    if shown == ELLIPSIS:
+        return []
+    if isinstance(shown, dict):
+        if not isinstance(real, dict):
+            return [f"{where}: shown an object, got {type(real).__name__}"]
+        problems = []
+        if missing := [k for k in shown if k not in real]:
+            problems.append(f"{where}: keys {missing} are shown but missing (real keys: {list(real)})")
+        if not isinstance(shown, Abbreviated) and (extra := [k for k in real if k not in shown]):
+            problems.append(f"{where}: keys {extra} are not shown; show them, or add '...'")
+        for key in shown:
+            if key in real:
+                problems += json_shape_problems(shown[key], real[key], f"{where}[{key!r}]")
+        return problems
+    if isinstance(shown, list):
+        if not isinstance(real, list):
+            return [f"{where}: shown an array, got {type(real).__name__}"]
+        shown_items = [item for item in shown if item != ELLIPSIS]
+        return [
+            p
+            for k, (s, r) in enumerate(zip(shown_items, real, strict=False))
+            for p in json_shape_problems(s, r, f"{where}[{k}]")
+        ]
+    return []
+
+
+NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def normalize_text(text: str) -> str:
+    """Text with every number as ``#`` and every run of white space as one space."""
+    return " ".join(NUMBER.sub("#", ANSI.sub("", text)).split())
+
+
+def text_problems(shown: str, real: str) -> list[str]:
+    """The shown lines (those without ``...``) that are not in the real output."""
+    haystack = normalize_text(real)
+    return [
+        f"shown line not in the output: {line.strip()!r}"
+        for line in shown.split("\n")
+        if line.strip() and "..." not in line and normalize_text(line) not in haystack
+    ]
+
+
+def output_problems(shown: str, stdout: str, stderr: str) -> list[str]:
+    """How a command's real output differs from what the README shows of it."""
+    if not shown.strip():
+        return []
+    try:
+        expected = parse_shown_json(shown)
+    except ValueError as exc:
+        return [
+            f"the shown output starts like JSON but does not parse ({exc}); fix it or mark the block no-output-check"
+        ]
+    if expected is None:
+        return text_problems(shown, stdout + "\n" + stderr)
+    try:
+        real = json.loads(stdout)
+    except json.JSONDecodeError as exc:
+        return [f"the README shows JSON, but stdout is not JSON ({exc})"]
+    return json_shape_problems(expected, real)
+
+
+# --- running ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    """What one README command (or runnable python block) did."""
+
+    line: int
+    command: str
+    shown: str = ""
+    returncode: int | None = None
+    stdout: str = ""
+    stderr: str = ""
+    seconds: float = 0.0
+    skipped: str | None = None  # why it was not run
+    problems: list[str] = field(default_factory=list)
+
+    def report(self) -> str:
+        def tail(text: str, limit: int = 3000) -> str:
+            return text if len(text) <= limit else "[...]" + text[-limit:]
+
+        return (
+            f"README.md line {self.line}: $ {self.command}\n"
+            + "".join(f"  - {problem}\n" for problem in self.problems)
+            + f"exit code {self.returncode} after {self.seconds:.1f} s\n"
+            f"--- stdout ---\n{tail(self.stdout)}\n--- stderr ---\n{tail(self.stderr)}\n"
+        )
+
+
+def download_target(command: str) -> list[str] | None:
+    """For a ``curl`` command that fetches from the internet, the names of the files it would
+    save; None for any other command (including ``curl`` to the README's local server)."""
+    try:
+        words = shlex.split(command.replace("\\\n", " "))
+    except ValueError:
+        return None
+    if not words or words[0] != "curl" or README_SERVER.search(command):
+        return None
+    return [url.rsplit("/", 1)[-1].split("?")[0] for url in words if url.startswith(("http://", "https://"))]
+
+
+def talks_to_server(block: Block) -> bool:
+    return any(README_SERVER.search(command.text) for command in block.commands)
+
+
+def served_model(text: str) -> str:
+    """The model directory the README serves for its API examples: the last one a code block
+    serves (``moviegenre serve --model DIR``) before the first example that needs a server."""
+    named = DEFAULT_SERVED_MODEL
+    for block in parse_blocks(text):
+        if talks_to_server(block):
+            break
+        named = next(iter(re.findall(r"moviegenre serve\b[^\n]*?--model[ =](\S+)", block.body)[-1:]), named)
+    return named
+
+
+def write_sample(source: Path, target: Path, n: int) -> None:
+    """A zip of ``n`` movies of ``source`` (a zip holding one CSV), same columns and member name,
+    drawn with a fixed seed."""
+    with zipfile.ZipFile(source) as archive:
+        (member,) = [name for name in archive.namelist() if name.lower().endswith(".csv")]
+        text = archive.read(member).decode("utf-8-sig")
+    header, *rows = list(csv.reader(io.StringIO(text, newline="")))
+    keep = np.sort(np.random.default_rng(SAMPLE_SEED).choice(len(rows), min(n, len(rows)), replace=False))
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows[k] for k in keep)
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(member, buffer.getvalue())
+
+
+class ReadmeRunner:
+    """Runs a README's runnable blocks in order in ``workdir``; starts the API server on demand."""
+
+    def __init__(self, text: str, workdir: Path, stack: ExitStack):
+        self.text, self.workdir, self.stack = text, workdir, stack
+        self.server_url: str | None = None
+        self.server_error: ServerStartError | None = None
+        bin_dir = Path(sys.prefix) / "bin"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MOVIEGENRE_")}
+        self.env = {
+            **env,
+            "PATH": f"{bin_dir}{os.pathsep}{env.get('PATH', '')}",
+            "NLTK_DATA": env.get("NLTK_DATA", str(NLTK_DATA)),
+            "HF_HUB_OFFLINE": "1",
+            "MOVIEGENRE_DATA_HOME": str(workdir / ".moviegenre-data"),
+            "COLUMNS": "80",  # Rich wraps help text to it; a CI shell may set another
+            "NO_COLOR": "1",
+        }
+
+    def run(self, blocks: list[Block]) -> dict[int, list[Result]]:
+        """Results by block line, in the order run: README order, except that blocks talking
+        to the API come last, since the README may train the model it serves further down."""
+        runnable = [block for block in blocks if block.runs]
+        ordered = sorted(runnable, key=talks_to_server)  # stable: README order within each group
+        return {block.line: self.run_block(block) for block in ordered}
+
+    def run_block(self, block: Block) -> list[Result]:
+        if block.lang == "python":
+            result = self.execute([sys.executable, "-c", block.body], block.line, "python <block>")
+            if result.returncode != 0:
+                result.problems.append("the python block raised")
+            return [result]
+        return [self.run_command(command, block.checks_output) for command in block.commands]
+
+    def run_command(self, command: Command, check_output: bool) -> Result:
+        fetched = download_target(command.text)
+        if fetched is not None:
+            result = Result(command.line, command.text, command.shown, skipped="download")
+            if unknown := [name for name in fetched if name not in STAND_INS]:
+                result.problems.append(
+                    f"downloads {unknown}, for which the test has no stand-in (it has {list(STAND_INS)})"
+                )
+            return result
+        text = command.text
+        if README_SERVER.search(text):
+            try:
+                text = README_SERVER.sub(self.server().removeprefix("http://"), text)
+            except ServerStartError as exc:
+                message = str(exc)[:SERVER_ERROR_CHARS]
+                return Result(command.line, command.text, command.shown, problems=[f"no server: {message}"])
+        result = self.execute(["bash", "-c", text], command.line, command.text, command.shown)
+        expects_error = command.shown.lstrip().startswith("error:")
+        if expects_error:
+            if result.returncode == 0:
+                result.problems.append("the README shows an error, but the command succeeded")
+            elif not result.stderr.lstrip().startswith("error:"):
+                result.problems.append("the README shows an error, but stderr does not start with 'error:'")
+            elif check_output:
+                result.problems += text_problems(command.shown, result.stderr)
+        elif result.returncode != 0:
+            result.problems.append(f"exited with {result.returncode}")
+        elif check_output:
+            result.problems += output_problems(command.shown, result.stdout, result.stderr)
+        return result
+
+    def execute(self, argv: list[str], line: int, shown_command: str, shown: str = "") -> Result:
+        result = Result(line, shown_command, shown)
+        start = time.monotonic()
+        try:
+            done = subprocess.run(argv, cwd=self.workdir, env=self.env, capture_output=True, text=True,
+                                  timeout=COMMAND_TIMEOUT_S, stdin=subprocess.DEVNULL)  # fmt: skip
+            result.returncode, result.stdout, result.stderr = done.returncode, done.stdout, done.stderr
+        except subprocess.TimeoutExpired as exc:
+            result.stdout, result.stderr = _text(exc.stdout), _text(exc.stderr)
+            result.problems.append(f"still running after {COMMAND_TIMEOUT_S} s; killed")
+        result.seconds = time.monotonic() - start
+        return result
+
+    def server(self) -> str:
+        """The test server's URL, started on first use; a failed start is not retried."""
+        if self.server_error is not None:
+            raise self.server_error
+        if self.server_url is None:
+            model = served_model(self.text)
+            if not (self.workdir / model).is_dir():
+                self.server_error = ServerStartError(f"the README never made {model}, the model it serves")
+                raise self.server_error
+            settings = {"MOVIEGENRE_DATA_HOME": self.env["MOVIEGENRE_DATA_HOME"]}
+            serving = serve_in_background(
+                model, cwd=self.workdir, env=settings, log=self.workdir / ".readme-test-serve.log",
+                timeout_s=SERVER_START_TIMEOUT_S,
+            )  # fmt: skip
+            try:
+                self.server_url = self.stack.enter_context(serving).base_url
+            except ServerStartError as exc:
+                self.server_error = exc
+                raise
+        return self.server_url
+
+
+def _text(output: bytes | str | None) -> str:
+    return output.decode(errors="replace") if isinstance(output, bytes) else output or ""
+
+
+# --- the README ------------------------------------------------------------------------------
+
+
+README_TEXT = README.read_text(encoding="utf-8") if README.exists() else ""
+README_BLOCKS = parse_blocks(README_TEXT)
+RUNNABLE = [block for block in README_BLOCKS if block.runs]
+
+
+@pytest.fixture(scope="module")
+def readme_results(tmp_path_factory) -> Iterator[dict[int, list[Result]]]:
+    """Every runnable README block run once, in order; results by the block's first line."""
+    workdir = tmp_path_factory.mktemp("readme")
+    for name, (source, n) in STAND_INS.items():
+        path = SHARED_DATA / source
+        if not path.exists():
+            pytest.skip(f"real data not found at {path} (set MOVIEGENRE_TEST_DATA)")
+        write_sample(path, workdir / name, n)
+    with ExitStack() as stack:
+        results = ReadmeRunner(README_TEXT, workdir, stack).run(README_BLOCKS)
+    yield results
+
+
+@pytest.mark.parametrize("block", RUNNABLE, ids=[f"line{b.line}-{b.lang}" for b in RUNNABLE])
+def test_readme_block(block, readme_results):
+    results = readme_results[block.line]
+    failed = [result for result in results if result.problems]
+    run_before = list(readme_results)[: list(readme_results).index(block.line)]
+    earlier = [line for line in run_before if any(r.problems for r in readme_results[line])]
+    note = f"(earlier blocks failed too, at README lines {earlier}; this may follow from them)\n" if earlier else ""
+    assert not failed, note + "\n".join(result.report() for result in failed)
+
+
+def test_readme_has_runnable_examples():
+    assert [block for block in README_BLOCKS if block.lang == "console"], "README.md has no ```console block"
+    empty = [block.line for block in README_BLOCKS if block.lang == "console" and not block.commands]
+    assert not empty, f"console blocks without a '$ ' command at README lines {empty}"
+
+
+@pytest.mark.parametrize("needle", ["/work/", "/tmp/", "/root/", "../shared"])
+def test_readme_names_no_path_of_this_machine(needle):
+    lines = [n for n, line in enumerate(README_TEXT.split("\n"), 1) if needle in line]
+    assert not lines, f"README.md mentions {needle!r} at lines {lines}"
+
+
+def test_readme_html_comments_are_only_test_markers():
+    comments = re.findall(r"<!--.*?-->", README_TEXT, flags=re.DOTALL)
+    other = [c for c in comments if not ((m := MARKER.match(c)) and m["name"] in MARKERS)]
+    assert not other, f"HTML comments other than {sorted(f'<!-- readme-test: {m} -->' for m in MARKERS)}: {other}"
+
+
+def test_readme_mentions_every_command():
+    group = typer.main.get_command(app)
+    names = [name for name, command in group.commands.items() if not command.hidden]
+    assert names
+    missing = [name for name in names if not re.search(rf"\bmoviegenre\s+{re.escape(name)}\b", README_TEXT)]
+    assert not missing, f"README.md never shows 'moviegenre {missing[0]}' (nor {missing[1:]})"
+
+
+# --- the parser, on small texts --------------------------------------------------------------
+
+
+SAMPLE = """\
+# Title
+
+```bash
+pip install moviegenre
+```
+
+```console
+$ moviegenre split --data dataTraining.zip \\
+    --out data/split
+{"train": "data/split/train.csv", "heldout": "data/split/heldout.csv"}
+
+$ moviegenre predict --model models/linear "a plot"
+{"p_Action": 0.686, ..., "genres": [...]}
+$ moviegenre train --out x
+error: something is wrong
+```
+
+<!-- readme-test: no-output-check -->
+
+```console
+$ moviegenre --help
+```
+
+```python
+# runs in tests
+print(1)
+```
+
+```python
+print("not run")
+```
+
+- In a list:
+
+  ```console
+  $ echo hi
+  hi
+  ```
+"""
+
+
+def test_parse_blocks_finds_languages_lines_and_markers():
+    blocks = parse_blocks(SAMPLE)
+    assert [(b.lang, b.line, b.runs, b.checks_output) for b in blocks] == [
+        ("bash", 3, False, True),
+        ("console", 7, True, True),
+        ("console", 20, True, False),
+        ("python", 24, True, True),
+        ("python", 29, False, True),
+        ("console", 35, True, True),
+    ]
+    assert blocks[-1].commands == (Command("echo hi", "hi", 36),)
+
+
+def test_parse_console_joins_continuations_and_splits_outputs():
+    split, predict, train = parse_blocks(SAMPLE)[1].commands
+    assert split == Command(
+        "moviegenre split --data dataTraining.zip \\\n    --out data/split",
+        '{"train": "data/split/train.csv", "heldout": "data/split/heldout.csv"}',
+        8,
+    )
+    assert predict.shown == '{"p_Action": 0.686, ..., "genres": [...]}'
+    assert (predict.line, train.line) == (12, 14)
+    assert train.shown == "error: something is wrong"
+
+
+def test_unclosed_fence_runs_to_the_end():
+    (block,) = parse_blocks("```console\n$ true\n")
+    assert block.commands == (Command("true", "", 2),)
+
+
+@pytest.mark.parametrize(
+    ("shown", "real", "problems"),
+    [
+        ('{"a": 1, "b": [1, 2]}', '{"a": 2, "b": []}', []),
+        ('{"a": 1, ...}', '{"a": 2, "z": 3}', []),
+        ('{"a": 1}', '{"a": 2, "z": 3}', ["output: keys ['z'] are not shown; show them, or add '...'"]),
+        ('{"a": 1, "b": 2}', '{"a": 2}', ["output: keys ['b'] are shown but missing (real keys: ['a'])"]),
+        ('{"p_Action": 0.686, ..., "genres": [...]}', '{"p_Action": 0.1, "p_War": 0.2, "genres": ["War"]}', []),
+        (
+            '{"n": 1, "per_genre": {"Action": 0.8972, ...},\n "calibration": {...}}',
+            '{"n": 5, "per_genre": {"Action": 1, "War": 0}, "calibration": {"brier": 0.1}}',
+            [],
+        ),
+        (
+            '{"n": 1, "label_sets": {"micro_f1": 0.6, ...}}',
+            '{"n": 1, "label_sets": {"macro_f1": 0.6}}',
+            ["output['label_sets']: keys ['micro_f1'] are shown but missing (real keys: ['macro_f1'])"],
+        ),
+        ('{"a": ..., "b": 1}', '{"a": {"x": 1}, "b": 2}', []),
+        ('{\n  "a": 1,\n  ...\n  "z": 2\n}', '{"a": 1, "b": 2, "z": 3}', []),  # pretty-printed, no comma
+        ('{"a": 1 ...}', '{"a": 1, "b": 2}', []),
+        (
+            '{"m": {"id": "x"}}',
+            '{"m": {"id": "y", "kind": "linear"}}',
+            ["output['m']: keys ['kind'] are not shown; show them, or add '...'"],
+        ),
+        ('[{"id": 1, ...}, ...]', '[{"id": 2, "g": []}, {"id": 3}]', []),
+        ('{"s": "a \\" ... b"}', '{"s": "x"}', []),  # '...' inside a string is text, not an abbreviation
+        ('{"a": {}}', '{"a": []}', ["output['a']: shown an object, got list"]),
+    ],
+)
+def test_json_shape(shown, real, problems):
+    assert json_shape_problems(parse_shown_json(shown), json.loads(real)) == problems
+
+
+def test_non_json_output_is_compared_as_text():
+    assert parse_shown_json("wrote 12 rows to scores.csv") is None
+    with pytest.raises(ValueError):
+        parse_shown_json("{not json}")
+    assert output_problems("wrote 12 rows\nto scores.csv\nand ... more", "wrote 3,383 rows to scores.csv\n", "") == []
+    assert output_problems("took 0.5 s", "", "took 12 s\n") == []
+    assert output_problems("wrote 12 rows", "read 12 rows", "") == ["shown line not in the output: 'wrote 12 rows'"]
+    assert output_problems('{"a": 1}', "not json", "") == [
+        "the README shows JSON, but stdout is not JSON (Expecting value: line 1 column 1 (char 0))"
+    ]
+
+
+def test_download_commands_are_recognised():
+    url = "https://github.com/albahnsen/MIAD_ML_and_NLP/raw/main/datasets/dataTraining.zip"
+    assert download_target(f"curl -LO {url}") == ["dataTraining.zip"]
+    assert download_target(f"curl -LO {url} \\\n  -LO {url.replace('Training', 'Testing')}") == [
+        "dataTraining.zip",
+        "dataTesting.zip",
+    ]
+    assert download_target('curl -s "http://127.0.0.1:8000/inference?plot=x"') is None
+    assert download_target("moviegenre train --data dataTraining.zip") is None
+    served = "```bash\nmoviegenre serve --model models/hybrid\n```\n"
+    api = "```console\n$ curl -s http://127.0.0.1:8000/healthz\n```\n"
+    assert (
+        served_model(f"`moviegenre serve --model DIR`\n{served}{api}{served.replace('hybrid', 'x')}") == "models/hybrid"
+    )
+    assert served_model("```bash\nmoviegenre serve --host 0.0.0.0\n```\n") == DEFAULT_SERVED_MODEL
+
+
+def test_markers_and_comments():
+    assert MARKER.match("<!-- readme-test: no-output-check -->")["name"] == NO_OUTPUT_CHECK
+    assert MARKER.match("<!-- a draft -->") is None
+
+
+RUNNER_SAMPLE = """\
+```console
+$ curl -LO https://example.org/datasets/dataTraining.zip
+$ curl -LO https://example.org/datasets/other.zip
+$ printf '{"a": 1, "b": {"c": 2}, "d": 3}\\n'
+{"a": 0, "b": {"c": 0}, ...}
+$ echo "wrote 3 rows"
+wrote 12 rows
+$ echo "something else"
+wrote 12 rows
+$ sh -c 'echo "error: no such file" >&2; exit 2'
+error: no such file
+$ true
+error: shown, but it succeeds
+$ false
+```
+
+```python
+# runs in tests
+open("made-by-python.txt", "w").write("hello")
+```
+
+<!-- readme-test: no-output-check -->
+```console
+$ cat made-by-python.txt
+not what it prints
+```
+
+```python
+# runs in tests
+raise SystemExit(3)
+```
+"""
+
+
+def test_runner_runs_in_order_and_records_problems(tmp_path):
+    with ExitStack() as stack:
+        results = ReadmeRunner(RUNNER_SAMPLE, tmp_path, stack).run(parse_blocks(RUNNER_SAMPLE))
+    first, python, cat, failing_python = results.values()
+    assert [r.skipped for r in first[:2]] == ["download", "download"]
+    assert [r.problems for r in first] == [
+        [],
+        [
+            "downloads ['other.zip'], for which the test has no stand-in (it has ['dataTraining.zip', 'dataTesting.zip'])"
+        ],
+        [],
+        [],
+        ["shown line not in the output: 'wrote 12 rows'"],
+        [],
+        ["the README shows an error, but the command succeeded"],
+        ["exited with 1"],
+    ]
+    assert (python[0].problems, cat[0].problems, cat[0].stdout) == ([], [], "hello")
+    assert failing_python[0].returncode == 3 and failing_python[0].problems == ["the python block raised"]
