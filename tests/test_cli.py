@@ -130,3 +130,21 @@ def test_split_refuses_bad_data_before_writing(tmp_path):
     result = run("split", "--data", bad, "--out", tmp_path / "out")
     assert result.exit_code == 2 and "unknown genre" in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_error_text_is_printed_literally(tmp_path):
+    # Rich markup would eat "[embed]"; the message must reach the user as written.
+    missing = tmp_path / "models[embed]"
+    result = run("predict", "--model", missing, "a gunfight in a frontier town")
+    assert result.exit_code == 2
+    assert f"error: model directory {missing} does not exist" in " ".join(result.stderr.split())
+
+
+def test_a_bug_is_not_dressed_up_as_a_user_error(small_model_dir, monkeypatch):
+    def broken(directory):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr("moviegenre.cli.artifact.load_model", broken)
+    result = run("predict", "--model", small_model_dir, "a gunfight in a frontier town")
+    assert isinstance(result.exception, RuntimeError)  # its traceback is shown, not "error: ..."
+    assert "error:" not in result.stderr
