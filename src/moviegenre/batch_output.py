@@ -129,6 +129,6 @@ def _require_pyarrow() -> None:
         import pyarrow  # noqa: F401
     except ImportError:
         raise MovieGenreError(
-            "Parquet output needs pyarrow: pip install 'moviegenre[dask]' (or pyarrow), "
+            "Parquet output needs pyarrow: pip install 'moviegenre[parquet]', "
             "or give an output ending in .csv"
         ) from None
