@@ -54,6 +54,11 @@ def test_report_for_the_linear_model(small_model, held_out, tmp_path):
     _check_report(tmp_path / "report", small_model, held_out)
     assert "per-genre F1 on out-of-fold predictions" in path.read_text()
     assert len(set(small_model.metadata["thresholds"].values())) > 1  # tuned per genre
+    ece = {name: float(value) for name, value in re.findall(
+        r"\| (before calibration: expected calibration error|expected calibration error \(mean over genres\)) "
+        r"\| ([0-9.]+) \|", path.read_text())}
+    assert ece["expected calibration error (mean over genres)"] < ece["before calibration: expected calibration error"]
+    assert "| genre | movies | ROC AUC | F1 | threshold | calibration | Brier | ECE before | ECE |" in path.read_text()
 
 
 def test_report_needs_labels(small_model, held_out, tmp_path):

@@ -5,9 +5,10 @@ A model directory holds:
 * ``model.skops``: the fitted pipeline, in skops' format, which stores data and type names,
   never code. Loading lists the types the file names and refuses any that are not on our
   explicit trusted list, so a hostile file cannot run code.
-* ``model.json``: what the model is (kind, id, genres, thresholds), how it was made (library
-  versions, training data sha256 and row count, parameters), how well it did (cross-validated
-  metrics) and the sha256 of ``model.skops``, verified on every load.
+* ``model.json``: what the model is (kind, id, genres, thresholds, the calibration of its
+  probabilities as plain numbers), how it was made (library versions, training data sha256
+  and row count, parameters), how well it did (cross-validated metrics) and the sha256 of
+  ``model.skops``, verified on every load.
 * ``fast.npz`` (linear models): the pipeline compiled for inference (:mod:`moviegenre.fast`),
   plain arrays and JSON text read with ``allow_pickle=False``. Its sha256, and the sha256 of the
   ``model.skops`` it was compiled from, are in ``model.json`` (field ``fast_path``). When it is
@@ -32,6 +33,7 @@ from typing import Any
 
 # scikit-learn and skops are imported where they are used: loading a linear model through its
 # compiled form needs neither, and importing them takes seconds.
+from .calibration import Calibration
 from .errors import ModelError
 from .fast import (
     BUNDLE_FILE,
@@ -52,6 +54,8 @@ METADATA_FILE = "model.json"
 FORMAT_VERSION = 1
 #: model.json's field describing ``fast.npz``.
 FAST_PATH_FIELD = "fast_path"
+#: model.json's field holding the per-genre calibration (absent: served uncalibrated).
+CALIBRATION_FIELD = "calibration"
 
 logger = logging.getLogger(__name__)
 
@@ -188,11 +192,12 @@ def load_model(directory: str | Path) -> GenreModel:
     """Load a model directory after checking its checksum, versions and the types it holds.
 
     Raises :class:`~moviegenre.errors.ModelError` with the reason when the directory is
-    missing, altered, truncated, made by an incompatible scikit-learn, or names a type that is
-    not trusted.
+    missing, altered, truncated, made by an incompatible scikit-learn, names a type that is
+    not trusted, or holds a malformed calibration (a model without one is served uncalibrated).
     """
     directory = Path(directory)
     meta = read_metadata(directory)
+    calibration = _read_calibration(directory, meta)
     artifact = meta["artifact"]
     if not isinstance(artifact, dict) or artifact.get("file") != MODEL_FILE or "sha256" not in artifact:
         raise ModelError(f"{directory / METADATA_FILE}: field 'artifact' is malformed")
@@ -201,9 +206,18 @@ def load_model(directory: str | Path) -> GenreModel:
     check_types(model_path)
     fast = _read_fast_bundle(directory, meta)
     if fast is not None:
-        return GenreModel(None, meta, directory, scorer=fast, load_pipeline=partial(_load_pipeline, model_path))
+        return GenreModel(None, meta, directory, scorer=fast, load_pipeline=partial(_load_pipeline, model_path),
+                          calibration=calibration)
     pipeline = _load_pipeline(model_path)
-    return GenreModel(pipeline, meta, directory, scorer=PipelineScorer(pipeline))
+    return GenreModel(pipeline, meta, directory, scorer=PipelineScorer(pipeline), calibration=calibration)
+
+
+def _read_calibration(directory: Path, meta: dict[str, Any]) -> Calibration:
+    """The calibration model.json holds, checked; the identity for a model without one."""
+    try:
+        return Calibration.from_json(meta.get(CALIBRATION_FIELD), CALIBRATION_FIELD)
+    except ModelError as exc:
+        raise ModelError(f"{directory / METADATA_FILE}: {exc}; the model directory is damaged") from None
 
 
 def _read_fast_bundle(directory: Path, meta: dict[str, Any]) -> FastLinear | None:

@@ -1,4 +1,4 @@
-"""Metrics for genre probabilities and label sets."""
+"""Metrics for genre probabilities and label sets, with calibration's effect: before and after."""
 
 from __future__ import annotations
 
@@ -82,11 +82,34 @@ def label_set_metrics(labels: np.ndarray, predicted: np.ndarray) -> dict[str, An
     }
 
 
-def all_metrics(labels: np.ndarray, proba: np.ndarray, label_sets: Sequence[Sequence[str]]) -> dict[str, Any]:
-    return {
+def all_metrics(
+    labels: np.ndarray, proba: np.ndarray, label_sets: Sequence[Sequence[str]],
+    uncalibrated: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """Every metric of ``proba`` and ``label_sets``; given the ``uncalibrated`` probabilities
+    too, their ROC AUC and calibration as ``*_uncalibrated``, to show what calibration did."""
+    result = {
         **roc_metrics(labels, proba),
         "label_sets": label_set_metrics(labels, genres_to_matrix(label_sets)),
         "calibration": calibration_metrics(labels, proba),
+    }
+    if uncalibrated is not None:
+        before = roc_metrics(labels, uncalibrated)
+        result |= {
+            "macro_auc_uncalibrated": before["macro_auc"],
+            "micro_auc_uncalibrated": before["micro_auc"],
+            "calibration_uncalibrated": calibration_metrics(labels, uncalibrated),
+        }
+    return result
+
+
+def model_metrics(model: GenreModel, labels: np.ndarray, uncalibrated: np.ndarray) -> dict[str, Any]:
+    """Every metric of ``model``, from its probabilities before calibration (scored once):
+    after calibration, the model's label sets, and before, as :func:`all_metrics` gives them."""
+    proba = model.calibration.apply(uncalibrated)
+    return {
+        **all_metrics(labels, proba, model.label_sets(proba), uncalibrated),
+        "calibration_methods": model.calibration.methods,
     }
 
 
@@ -94,8 +117,7 @@ def evaluate(model: GenreModel, movies: Movies) -> dict[str, Any]:
     """Score labelled ``movies`` with ``model`` and return every metric."""
     if movies.labels is None:
         raise DataError(f"{movies.source} has no 'genres' column; evaluation needs labelled data")
-    proba = model.predict_proba(movies.frame)
-    result = all_metrics(movies.labels, proba, model.label_sets(proba))
+    result = model_metrics(model, movies.labels, model.predict_proba(movies.frame, calibrated=False))
     result["model"] = {"id": model.id, "kind": model.kind}
     result["data"] = {"source": movies.source, "sha256": movies.sha256}
     return result

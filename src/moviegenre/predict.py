@@ -3,7 +3,8 @@
 Inference goes through one small interface, :class:`Scorer`, with an implementation per model
 kind: :class:`~moviegenre.fast.FastLinear` (the linear kind compiled to arrays) and
 :class:`PipelineScorer` (any fitted scikit-learn pipeline). Items are checked by the input
-contract (:mod:`moviegenre.items`) before any scorer sees them.
+contract (:mod:`moviegenre.items`) before any scorer sees them, and the scorer's probabilities
+are calibrated by the model's :class:`~moviegenre.calibration.Calibration` after it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from .calibration import Calibration
 from .genres import GENRES, PROBABILITY_KEYS
 from .items import Item, to_columns
 
@@ -69,7 +71,7 @@ def scorer_for(pipeline: Any) -> Scorer:
 
 
 class GenreModel:
-    """A fitted model with its ``model.json`` metadata and per-genre thresholds.
+    """A fitted model with its ``model.json`` metadata: per-genre thresholds and calibration.
 
     Load one with :func:`moviegenre.load_model`; load it once per process and reuse it.
 
@@ -77,6 +79,7 @@ class GenreModel:
     and ``load_pipeline``, so that a linear model's scikit-learn pipeline is only deserialised
     when something asks for :attr:`pipeline` (explanations, for instance). Built from an
     in-memory ``pipeline`` alone, the model finds its scorer with :func:`scorer_for`.
+    ``calibration`` defaults to the one ``metadata`` holds (the identity if it holds none).
     """
 
     def __init__(
@@ -87,6 +90,7 @@ class GenreModel:
         *,
         scorer: Scorer | None = None,
         load_pipeline: Callable[[], Any] | None = None,
+        calibration: Calibration | None = None,
     ):
         self._pipeline = pipeline
         self._load_pipeline = load_pipeline
@@ -97,6 +101,9 @@ class GenreModel:
         self.genres: tuple[str, ...] = tuple(metadata.get("genres", GENRES))
         thresholds = metadata.get("thresholds") or {}
         self.thresholds = np.array([thresholds.get(g, 0.5) for g in self.genres], dtype=float)
+        if calibration is None:
+            calibration = Calibration.from_json(metadata.get("calibration"))
+        self.calibration = calibration
 
     @property
     def pipeline(self) -> Any:
@@ -124,15 +131,19 @@ class GenreModel:
     def kind(self) -> str:
         return self.metadata["kind"]
 
-    def predict_proba(self, items: Iterable[Item] | pd.DataFrame, *, max_plot_chars: int | None = None) -> np.ndarray:
+    def predict_proba(
+        self, items: Iterable[Item] | pd.DataFrame, *, max_plot_chars: int | None = None, calibrated: bool = True
+    ) -> np.ndarray:
         """(n, 24) probabilities in :attr:`genres` order.
 
         ``items`` are plot strings, records with ``plot`` and optional ``title`` and ``year``,
         or a DataFrame with those columns. An item that breaks the input contract raises
         :class:`~moviegenre.errors.InvalidItem` naming it and the field. ``max_plot_chars``
-        defaults to ``MOVIEGENRE_MAX_PLOT_CHARS``.
+        defaults to ``MOVIEGENRE_MAX_PLOT_CHARS``. ``calibrated=False`` gives the scorer's
+        probabilities before :attr:`calibration` (to measure what calibration does).
         """
-        return self.scorer.predict_proba(*to_columns(items, max_plot_chars))
+        proba = self.scorer.predict_proba(*to_columns(items, max_plot_chars))
+        return self.calibration.apply(proba) if calibrated else proba
 
     def label_sets(self, proba: np.ndarray) -> list[list[str]]:
         """Genres whose probability reaches their tuned threshold, most probable first.

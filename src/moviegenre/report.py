@@ -6,7 +6,8 @@
 * ``auc_per_genre.png``: ROC AUC per genre, bars sorted, with the macro average marked;
 * ``roc_curves.png``: ROC curves of the most frequent genres;
 * ``reliability.png``: predicted probability against observed frequency (all genres pooled,
-  and the most frequent genres), with the number of predictions per bin;
+  before and after the model's calibration, and the most frequent genres), with the number of
+  predictions per bin;
 * ``f1_per_genre.png``: label-set F1 per genre at the model's tuned thresholds;
 * ``metrics.json``: every number in the report.
 
@@ -23,13 +24,16 @@ import numpy as np
 
 from .data import Movies
 from .errors import DataError, MovieGenreError
-from .evaluate import all_metrics, reliability
+from .evaluate import model_metrics, reliability
 from .files import atomic_path, atomic_write
 from .genres import GENRES
 from .predict import GenreModel
 
 MAIN_GENRES = 6
 FIGURES = ("auc_per_genre.png", "roc_curves.png", "reliability.png", "f1_per_genre.png")
+#: The colour of "before calibration" in the reliability diagram: one the genres' curves, drawn
+#: in matplotlib's first colours, do not use.
+_BEFORE = "#9467bd"
 
 
 def _pyplot():
@@ -53,14 +57,15 @@ def write_report(model: GenreModel, movies: Movies, out_dir: str | Path) -> Path
     plt = _pyplot()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    proba = model.predict_proba(movies.frame)
+    uncalibrated = model.predict_proba(movies.frame, calibrated=False)
+    proba = model.calibration.apply(uncalibrated)
     labels = movies.labels
-    metrics = all_metrics(labels, proba, model.label_sets(proba))
+    metrics = model_metrics(model, labels, uncalibrated)
     main = [int(i) for i in np.argsort(-labels.sum(axis=0), kind="stable")[:MAIN_GENRES]]
     drawers = {
         "auc_per_genre.png": lambda: _auc_bars(plt, metrics),
         "roc_curves.png": lambda: _roc_curves(plt, labels, proba, main),
-        "reliability.png": lambda: _reliability(plt, labels, proba, main),
+        "reliability.png": lambda: _reliability(plt, labels, proba, uncalibrated, main),
         "f1_per_genre.png": lambda: _f1_bars(plt, metrics),
     }
     for name, draw in drawers.items():
@@ -83,7 +88,7 @@ def _fmt(value: float | None, digits: int = 3) -> str:
 
 
 def _markdown(model: GenreModel, movies: Movies, labels: np.ndarray, metrics: dict[str, Any]) -> str:
-    sets, calibration = metrics["label_sets"], metrics["calibration"]
+    sets, calibration, before = metrics["label_sets"], metrics["calibration"], metrics["calibration_uncalibrated"]
     cv = (model.metadata.get("metrics") or {}).get("cv") or {}
     lines = [
         f"# Model report: {model.id}",
@@ -100,6 +105,9 @@ def _markdown(model: GenreModel, movies: Movies, labels: np.ndarray, metrics: di
         f"| label sets: samples F1 | {_fmt(sets['samples_f1'], 4)} |",
         f"| Brier score (mean over genres) | {_fmt(calibration['brier'], 4)} |",
         f"| expected calibration error (mean over genres) | {_fmt(calibration['ece'], 4)} |",
+        f"| before calibration: Brier score | {_fmt(before['brier'], 4)} |",
+        f"| before calibration: expected calibration error | {_fmt(before['ece'], 4)} |",
+        f"| before calibration: macro ROC AUC | {_fmt(metrics['macro_auc_uncalibrated'], 4)} |",
     ]
     if cv:
         lines.append(f"| cross-validated macro ROC AUC at training ({cv.get('cv_folds')} folds) "
@@ -111,18 +119,21 @@ def _markdown(model: GenreModel, movies: Movies, labels: np.ndarray, metrics: di
     lines += [
         "",
         f"Label sets use the model's per-genre thresholds ({threshold_note}).",
+        _calibration_note(metrics["calibration_methods"]),
         "",
         "## Per genre",
         "",
-        "| genre | movies | ROC AUC | F1 | threshold | Brier | ECE |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| genre | movies | ROC AUC | F1 | threshold | calibration | Brier | ECE before | ECE |",
+        "| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: |",
     ]
     positives = labels.sum(axis=0)
     for i, genre in enumerate(GENRES):
         lines.append(
             f"| {genre} | {int(positives[i])} | {_fmt(metrics['per_genre'][genre])} "
             f"| {_fmt(sets['per_genre_f1'][genre])} | {model.thresholds[i]:.2f} "
+            f"| {model.calibration.maps[genre]['method']} "
             f"| {_fmt(calibration['per_genre_brier'][genre])} "
+            f"| {_fmt(before['per_genre_ece'][genre])} "
             f"| {_fmt(calibration['per_genre_ece'][genre])} |"
         )
     lines += [
@@ -139,6 +150,15 @@ def _markdown(model: GenreModel, movies: Movies, labels: np.ndarray, metrics: di
         "",
     ]
     return "\n".join(lines)
+
+
+def _calibration_note(methods: dict[str, int]) -> str:
+    if methods["identity"] == len(GENRES):
+        return ("Probabilities are not calibrated (the model was trained without cross-validation, or "
+                "before moviegenre calibrated), so the figures before and after calibration are the same.")
+    counts = ", ".join(f"{method} for {n}" for method, n in methods.items() if n)
+    return (f"Probabilities are calibrated per genre ({counts} genres); the figures \"before "
+            "calibration\" are of the model's probabilities before that.")
 
 
 def _sorted_bars(plt, values: dict[str, float | None], title: str, xlabel: str,
@@ -196,11 +216,14 @@ def _reliability_points(y: np.ndarray, p: np.ndarray, min_count: int = 1):
     return predicted[keep], observed[keep], counts[keep]
 
 
-def _reliability(plt, labels: np.ndarray, proba: np.ndarray, main: list[int]):
+def _reliability(plt, labels: np.ndarray, proba: np.ndarray, uncalibrated: np.ndarray, main: list[int]):
     figure, (curve, hist) = plt.subplots(
         2, 1, figsize=(7, 8), height_ratios=(3, 1), sharex=True, layout="constrained"
     )
     curve.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfectly calibrated")
+    x, y, _ = _reliability_points(labels.ravel(), uncalibrated.ravel())
+    curve.plot(x, y, marker="s", color=_BEFORE, linestyle="--", linewidth=1.5,
+               label="all genres pooled, before calibration")
     x, y, _ = _reliability_points(labels.ravel(), proba.ravel())
     curve.plot(x, y, marker="o", color="black", linewidth=2.5, label="all genres pooled")
     for i in main[:4]:
@@ -211,7 +234,11 @@ def _reliability(plt, labels: np.ndarray, proba: np.ndarray, main: list[int]):
     curve.set_ylim(0, 1)
     curve.set_title("Reliability diagram (10 equal-width bins; genres: bins of 10+)")
     curve.legend(loc="upper left", fontsize=9)
-    hist.hist(proba.ravel(), bins=np.linspace(0, 1, 11), color="#4c72b0", log=True)
+    edges = np.linspace(0, 1, 11)
+    hist.hist(uncalibrated.ravel(), bins=edges, histtype="step", color=_BEFORE, linestyle="--", log=True,
+              label="before calibration")
+    hist.hist(proba.ravel(), bins=edges, color="#4c72b0", log=True, label="calibrated")
+    hist.legend(loc="upper right", fontsize=8)
     hist.set_xlabel("predicted probability")
     hist.set_ylabel("predictions (log)")
     return figure

@@ -1,4 +1,5 @@
-"""Training: cross-validate, tune per-genre thresholds, fit on everything, describe the run."""
+"""Training: cross-validate, calibrate, tune per-genre thresholds, fit on everything, describe
+the run."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import numpy as np
 from sklearn.base import clone
 from sklearn.model_selection import KFold
 
+from .calibration import CHOICE_FOLDS, Calibration
 from .data import Movies
 from .errors import DataError
 from .evaluate import all_metrics, label_set_metrics
@@ -27,7 +29,8 @@ _THRESHOLD_GRID = np.round(np.arange(0.02, 0.91, 0.01), 2)
 
 def tune_thresholds(labels: np.ndarray, proba: np.ndarray) -> dict[str, float]:
     """Per genre, the probability cut-off that maximises that genre's F1 on out-of-fold
-    predictions. A genre with no positives gets 1.0 (never chosen by its threshold)."""
+    predictions (calibrated, as :func:`train` passes them: the scale the model serves). A genre
+    with no positives gets 1.0 (never chosen by its threshold)."""
     thresholds = {}
     for i, genre in enumerate(GENRES):
         y, p = labels[:, i], proba[:, i]
@@ -95,10 +98,11 @@ def train(
 ) -> GenreModel:
     """Train a model of ``kind`` on labelled ``movies``.
 
-    With ``cv_folds >= 2``, out-of-fold predictions give the cross-validated metrics stored in
-    model.json and the per-genre thresholds; with fewer, thresholds stay at 0.5 and no
-    cross-validated metrics are recorded. Returns an in-memory model; save it with
-    :func:`moviegenre.artifact.save_model`.
+    With ``cv_folds >= 2``, the out-of-fold probabilities give the per-genre calibration
+    (:class:`~moviegenre.calibration.Calibration`), then, calibrated, the per-genre thresholds
+    and the cross-validated metrics stored in model.json; with fewer, probabilities are not
+    calibrated, thresholds stay at 0.5 and no cross-validated metrics are recorded. Returns an
+    in-memory model; save it with :func:`moviegenre.artifact.save_model`.
     """
     if movies.labels is None:
         raise DataError(f"{movies.source} has no 'genres' column; training needs labelled movies")
@@ -117,11 +121,14 @@ def _train(kind, movies, params, cv_folds, seed, progress) -> GenreModel:
     started = time.perf_counter()
     metrics: dict[str, Any] = {}
     thresholds = {genre: 0.5 for genre in GENRES}
+    calibration = None
     if cv_folds >= 2:
         oof = out_of_fold_proba(estimator, movies, cv_folds, seed, progress)
-        thresholds = tune_thresholds(movies.labels, oof)
-        tuned = GenreModel(None, {"thresholds": thresholds})
-        metrics = {"cv_folds": cv_folds, **all_metrics(movies.labels, oof, tuned.label_sets(oof))}
+        progress("calibrating")
+        calibration = Calibration.fit(movies.labels, oof, seed=seed,
+                                      fitted_on=f"out-of-fold probabilities of {cv_folds}-fold cross-validation")
+        thresholds = tune_thresholds(movies.labels, calibration.apply(oof))
+        metrics = {"cv_folds": cv_folds, **_cv_metrics(movies.labels, oof, calibration, thresholds)}
     progress(f"fitting on all {len(movies)} movies")
     fitted = compact_for_storage(clone(estimator).fit(movies.frame, movies.labels))
     seconds = time.perf_counter() - started
@@ -133,7 +140,8 @@ def _train(kind, movies, params, cv_folds, seed, progress) -> GenreModel:
         "created_at": created.isoformat(timespec="seconds"),
         "genres": list(GENRES),
         "thresholds": thresholds,
-        "threshold_objective": "per-genre F1 on out-of-fold predictions" if cv_folds >= 2 else None,
+        "threshold_objective": "per-genre F1 on out-of-fold predictions, calibrated" if cv_folds >= 2 else None,
+        **({"calibration": calibration.to_json()} if calibration is not None else {}),
         "params": params,
         "training_data": {
             "source": movies.source,
@@ -144,6 +152,21 @@ def _train(kind, movies, params, cv_folds, seed, progress) -> GenreModel:
         "metrics": {"cv": metrics} if metrics else {},
     }
     return GenreModel(fitted, metadata)
+
+
+def _cv_metrics(labels: np.ndarray, oof: np.ndarray, calibration: Calibration,
+                thresholds: dict[str, float]) -> dict[str, Any]:
+    """The cross-validated metrics, of the out-of-fold probabilities calibrated by maps that
+    did not see them (:attr:`Calibration.cross_fitted`): calibrating and evaluating on the
+    same rows would flatter the calibration figures. Uncalibrated figures are kept beside."""
+    honest = calibration.cross_fitted
+    tuned = GenreModel(None, {"thresholds": thresholds})
+    return {
+        **all_metrics(labels, honest, tuned.label_sets(honest), uncalibrated=oof),
+        "calibrated_by": f"per-genre maps fitted on {CHOICE_FOLDS} folds of the out-of-fold rows, "
+        "each row calibrated by the map fitted without it (a genre with fewer positives than "
+        "folds: by its map fitted on every row)",
+    }
 
 
 __all__ = ["train", "tune_thresholds", "label_set_metrics"]
