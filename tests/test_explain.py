@@ -1,23 +1,29 @@
-"""Explanations: the terms behind each top genre, adding up exactly to the model's own score."""
+"""Explanations: the terms behind each top genre, words of the request's own text, adding up
+exactly to the model's own score."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 
 import numpy as np
 import pytest
 from sklearn.compose import ColumnTransformer
-from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.multiclass import OneVsRestClassifier
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline
 from typer.testing import CliRunner
 
 from conftest import E1_PLOT, E2_PLOT
+from moviegenre.artifact import save_model
 from moviegenre.cli import app
-from moviegenre.errors import ModelError, UsageError
-from moviegenre.explain import LinearPart, explain
-from moviegenre.items import to_frame as items_to_frame
+from moviegenre.errors import UsageError
+from moviegenre.explain import EXPLAIN_TERMS, LinearPart, NotExplainable, explain, explain_items, format_explanation
+from moviegenre.genres import GENRES, PROBABILITY_KEYS
+from moviegenre.items import to_frame
 from moviegenre.predict import GenreModel
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -26,60 +32,139 @@ WESTERN_PLOT = (
     "a lone gunslinger rides into a frontier town terrorised by a gang of cattle rustlers ; "
     "the sheriff is dead and the ranchers ask him to stand with them at the final gunfight ."
 )
+#: Capitals, punctuation, a word pair split by a stop word ("killed his brother"), digits.
+MIXED_ITEM = {
+    "plot": "The Outlaw gang KILLED his brother, so Jake (a lone gunfighter) rides into Tombstone, 1881.",
+    "title": "The Outlaw Josey Wales",
+    "year": 1976,
+}
+ENTRY_KEYS = ["genre", "probability", "score", "intercept", "terms", "other_terms", "embedding"]
 
 
-def _all_terms(result_entry) -> float:
-    linear = result_entry["linear"]
-    return (linear["intercept"] + sum(t["contribution"] for t in linear["up"])
-            + sum(t["contribution"] for t in linear["down"]) + linear["other_terms"])
+def parts_of(entry: dict) -> float:
+    return entry["intercept"] + sum(t["weight"] for t in entry["terms"]) + entry["other_terms"] + (
+        entry["embedding"] or 0.0
+    )
 
 
-def _check_adds_up(model: GenreModel, plot: str, text_model, top_terms: int) -> dict:
-    result = explain(model, plot, top_genres=24, top_terms=top_terms)
-    json.dumps(result)  # the API returns it as is
-    frame = items_to_frame([plot])
-    linear_scores = text_model.decision_function(frame)[0]
-    for entry in result["genres"]:
+def assert_terms_come_from(entry: dict, item: dict) -> None:
+    for term in entry["terms"]:
+        assert set(term) == {"term", "field", "weight"}
+        if term["field"] == "year":
+            assert term["term"] == str(item["year"])
+        else:
+            assert term["field"] in ("plot", "title")
+            assert term["term"] and not re.search(r"\s", term["term"]), term  # one word, never a pair
+            assert term["term"] in item[term["field"]], term
+
+
+def check_explanation(model: GenreModel, item: dict, scores: np.ndarray, top_terms: int) -> list[dict]:
+    """Explain all 24 genres of ``item``; every entry's parts add up to the model's own logit
+    (``scores``), its probability is ``predict_proba``'s and every term is in the item's text."""
+    explanation = explain(model, item["plot"], item.get("title", ""), item.get("year"), top_genres=24,
+                          top_terms=top_terms)
+    json.dumps(explanation)  # the API returns it as is
+    proba = model.predict_proba([item])[0]
+    assert sorted(e["genre"] for e in explanation) == sorted(GENRES)
+    for entry in explanation:
         g = model.genres.index(entry["genre"])
-        assert _all_terms(entry) == pytest.approx(entry["linear"]["score"], abs=1e-9)
-        assert entry["linear"]["score"] == pytest.approx(linear_scores[g], abs=1e-9)
-    return result
+        assert list(entry) == ENTRY_KEYS
+        assert parts_of(entry) == pytest.approx(entry["score"], abs=1e-9)
+        assert entry["score"] == pytest.approx(scores[g], abs=1e-9)
+        assert entry["probability"] == proba[g]
+        assert len(entry["terms"]) <= top_terms
+        weights = [abs(t["weight"]) for t in entry["terms"]]
+        assert weights == sorted(weights, reverse=True)
+        assert_terms_come_from(entry, item)
+    return explanation
 
 
-@pytest.mark.parametrize("top_terms", [0, 3, 8, 10_000])
-def test_linear_contributions_add_up_to_the_models_score(small_model, top_terms):
-    result = _check_adds_up(small_model, E1_PLOT, small_model.pipeline, top_terms)
-    proba = small_model.predict_proba([E1_PLOT])[0]
-    for entry in result["genres"]:
-        g = small_model.genres.index(entry["genre"])
-        assert entry["score"] == entry["linear"]["score"]
-        assert entry["probability"] == pytest.approx(proba[g], abs=1e-12)
-        assert 1 / (1 + np.exp(-entry["score"])) == pytest.approx(proba[g], abs=1e-9)
-        assert "blend" not in entry
+@pytest.mark.parametrize("top_terms", [0, 3, EXPLAIN_TERMS, 10_000])
+@pytest.mark.parametrize("item", [{"plot": E1_PLOT}, MIXED_ITEM], ids=["E1", "mixed"])
+def test_linear_contributions_add_up_to_the_models_score(small_model, item, top_terms):
+    scores = small_model.pipeline.decision_function(to_frame([item]))[0]
+    explanation = check_explanation(small_model, item, scores, top_terms)
+    assert all(entry["embedding"] is None for entry in explanation)
 
 
-def test_genres_come_most_probable_first_with_terms_ranked(small_model):
-    result = explain(small_model, E2_PLOT, top_genres=3, top_terms=5)
-    probabilities = [g["probability"] for g in result["genres"]]
-    assert len(probabilities) == 3 and probabilities == sorted(probabilities, reverse=True)
-    assert result["model"] == {"id": small_model.id, "kind": "linear"}
-    for entry in result["genres"]:
-        up = [t["contribution"] for t in entry["linear"]["up"]]
-        down = [t["contribution"] for t in entry["linear"]["down"]]
-        assert len(up) <= 5 and len(down) <= 5
-        assert all(c > 0 for c in up) and up == sorted(up, reverse=True)
-        assert all(c < 0 for c in down) and down == sorted(down)
-        for term in entry["linear"]["up"] + entry["linear"]["down"]:
-            assert term["source"]  # which feature block: plot words, characters, decade...
-            if term["source"] == "plot_words":
-                assert all(word in E2_PLOT for word in term["term"].split())
+def test_every_word_of_the_text_is_a_term_as_it_appears(small_model):
+    explanation = explain(small_model, **MIXED_ITEM, top_genres=1, top_terms=10_000)
+    terms = {(t["field"], t["term"]) for t in explanation[0]["terms"]}
+    # as written, not lower-cased; bigrams such as "killed brother" shared out to their words
+    assert {("plot", "Outlaw"), ("plot", "KILLED"), ("plot", "brother"), ("plot", "Tombstone")} <= terms
+    assert ("title", "Outlaw") in terms and ("year", "1976") in terms
+    assert not {"outlaw", "killed", "killed brother"} & {term for _, term in terms}
+
+
+TINY_PLOTS = ["they killed his brother", "a brother and a sister", "killed in action", "his sister sings"]
+
+
+def tiny_labels() -> np.ndarray:
+    """Each genre on for one of the tiny plots, so that every genre has a linear classifier."""
+    labels = np.zeros((len(TINY_PLOTS), len(GENRES)), dtype=int)
+    labels[np.arange(len(GENRES)) % len(TINY_PLOTS), np.arange(len(GENRES))] = 1
+    return labels
+
+
+def test_a_word_pair_is_shared_out_to_its_two_words():
+    """Word pairs only: each word of "killed brother" gets half of the pair's contribution."""
+    labels = tiny_labels()
+    pipeline = Pipeline([
+        ("features", ColumnTransformer([("pairs", CountVectorizer(ngram_range=(2, 2), stop_words="english"), "plot")])),
+        ("classifier", OneVsRestClassifier(LogisticRegression())),
+    ]).fit(to_frame(TINY_PLOTS), labels)
+    model = GenreModel(pipeline, {"id": "pairs", "kind": "pairs"})
+    (entry,) = explain(model, "They KILLED his brother", top_genres=1)
+    pair = list(pipeline[0].get_feature_names_out()).index("pairs__killed brother")
+    half = LinearPart(pipeline).coef[model.genres.index(entry["genre"]), pair] / 2
+    assert {t["term"]: t["weight"] for t in entry["terms"]} == pytest.approx({"KILLED": half, "brother": half})
+    assert entry["other_terms"] == pytest.approx(0, abs=1e-12)
+
+
+def test_a_word_the_text_does_not_hold_goes_to_other_terms():
+    """A vectorizer whose tokens are not the text's words (stems): their weight stays in the sum."""
+    labels = tiny_labels()
+    stems = TfidfVectorizer(preprocessor=lambda text: text.lower().replace("killed", "kill"))
+    pipeline = Pipeline([
+        ("features", ColumnTransformer([("stems", stems, "plot")])),
+        ("classifier", OneVsRestClassifier(LogisticRegression())),
+    ]).fit(to_frame(TINY_PLOTS), labels)
+    model = GenreModel(pipeline, {"id": "stems", "kind": "stems"})
+    scores = pipeline.decision_function(to_frame(["They killed his brother"]))[0]
+    explanation = check_explanation(model, {"plot": "They killed his brother"}, scores, 10)
+    assert "kill" not in {t["term"] for entry in explanation for t in entry["terms"]}
+
+
+def test_genres_come_most_probable_first(small_model):
+    explanation = explain(small_model, E2_PLOT)
+    probabilities = [entry["probability"] for entry in explanation]
+    assert len(explanation) == 3 and probabilities == sorted(probabilities, reverse=True)
+    assert probabilities == sorted(small_model.predict_proba([E2_PLOT])[0], reverse=True)[:3]
+    assert all(len(entry["terms"]) == EXPLAIN_TERMS for entry in explanation)
+
+
+def test_many_items_at_once_match_one_at_a_time(small_model):
+    items = [{"plot": E1_PLOT}, MIXED_ITEM, {"plot": E2_PLOT, "title": "Midnight Express"}]
+    together = explain_items(small_model, items, top_genres=2, top_terms=4)
+    alone = [explain(small_model, **item, top_genres=2, top_terms=4) for item in items]
+    assert same_explanations(together, alone)
+
+
+def same_explanations(first, second) -> bool:
+    """Equal but for the last bits of floats (a batch is scored as a matrix, one row alike)."""
+    if isinstance(first, float) and isinstance(second, float):
+        return first == pytest.approx(second, rel=1e-12, abs=1e-12)
+    if isinstance(first, dict) and isinstance(second, dict):
+        return list(first) == list(second) and all(same_explanations(first[k], second[k]) for k in first)
+    if isinstance(first, list) and isinstance(second, list):
+        return len(first) == len(second) and all(map(same_explanations, first, second))
+    return first == second
 
 
 def test_western_words_push_western_up(small_model):
-    result = explain(small_model, WESTERN_PLOT, top_genres=1, top_terms=10)
-    entry = result["genres"][0]
+    (entry,) = explain(small_model, WESTERN_PLOT, top_genres=1, top_terms=10)
     assert entry["genre"] == "Western"
-    up = " ".join(t["term"] for t in entry["linear"]["up"])
+    up = " ".join(t["term"] for t in entry["terms"] if t["weight"] > 0)
     assert any(stem in up for stem in ("gunsl", "frontier", "sheriff", "ranch", "cattle", "rustl"))
 
 
@@ -90,13 +175,38 @@ def test_a_model_without_a_linear_part_is_refused(dev_movies):
         ("classifier", KNeighborsClassifier()),
     ]).fit(sample.frame, sample.labels)
     model = GenreModel(pipeline, {"id": "knn", "kind": "knn"})
-    with pytest.raises(ModelError, match="model kind 'knn' cannot be explained"):
+    with pytest.raises(NotExplainable, match="model kind 'knn' cannot be explained"):
         explain(model, E2_PLOT)
 
 
-def test_bad_arguments_are_refused(small_model):
-    with pytest.raises(UsageError, match="top_genres must be at least 1"):
-        explain(small_model, E2_PLOT, top_genres=0)
+@pytest.fixture(scope="module")
+def seed_model_dir(dev_movies, tmp_path_factory):
+    from moviegenre.train import train
+
+    model = train("seed", dev_movies.subset(np.arange(40)), cv_folds=0)
+    directory = tmp_path_factory.mktemp("models") / "seed"
+    save_model(model.pipeline, model.metadata, directory)
+    return directory
+
+
+def test_the_seed_kind_cannot_be_explained(seed_model_dir):
+    from moviegenre.artifact import load_model
+
+    with pytest.raises(NotExplainable, match="model kind 'seed' cannot be explained.*linear or hybrid"):
+        explain(load_model(seed_model_dir), E2_PLOT)
+    result = CliRunner().invoke(app, ["predict", "--model", str(seed_model_dir), "--explain", E2_PLOT])
+    assert result.exit_code == 2
+    assert "error: model kind 'seed' cannot be explained" in result.output
+
+
+@pytest.mark.parametrize(("top_genres", "top_terms", "message"), [
+    (0, 10, "top_genres must be between 1 and 24, not 0"),
+    (25, 10, "top_genres must be between 1 and 24, not 25"),
+    (3, -1, "top_terms must be at least 0"),
+])
+def test_bad_arguments_are_refused(small_model, top_genres, top_terms, message):
+    with pytest.raises(UsageError, match=message):
+        explain(small_model, E2_PLOT, top_genres=top_genres, top_terms=top_terms)
 
 
 def test_linear_part_names_match_weights(small_model):
@@ -104,16 +214,49 @@ def test_linear_part_names_match_weights(small_model):
     assert part.coef.shape == (24, len(part.names))
 
 
-def test_cli_explain_prints_text_and_json(small_model_dir):
+# --- the command line --------------------------------------------------------------------------
+
+
+def test_cli_explain_prints_text_and_json(small_model_dir, small_model):
     runner = CliRunner()
     text = runner.invoke(app, ["explain", "--model", str(small_model_dir), WESTERN_PLOT,
                                "--top-genres", "2", "--top-terms", "4"])
     assert text.exit_code == 0, text.output
     assert "Western: probability" in text.output and "up:" in text.output
-    as_json = runner.invoke(app, ["explain", "--model", str(small_model_dir), E1_PLOT, "--json"])
+    as_json = runner.invoke(app, ["explain", "--model", str(small_model_dir), E1_PLOT, "--title", "Message in a Bottle",
+                                  "--json"])
     assert as_json.exit_code == 0, as_json.output
     payload = json.loads(as_json.output)
-    assert len(payload["genres"]) == 3
+    assert payload["model"] == {"id": small_model.id, "kind": "linear"}
+    assert payload["explanation"] == explain(small_model, E1_PLOT, "Message in a Bottle")
+
+
+def test_cli_explain_text_is_built_from_the_explanation(small_model):
+    explanation = explain(small_model, **MIXED_ITEM, top_genres=2, top_terms=30)
+    text = format_explanation({"id": "m", "kind": "linear"}, explanation)
+    assert text.startswith("model m (linear)")
+    for entry in explanation:
+        assert f"{entry['genre']}: probability {entry['probability']:.3f}" in text
+        assert f"other terms {entry['other_terms']:+.3f}" in text
+    assert "1976 (year)" in text and "(title)" in text
+
+
+def test_cli_predict_explains_with_the_same_structure(small_model_dir, small_model):
+    result = CliRunner().invoke(app, ["predict", "--model", str(small_model_dir), "--explain", "--explain-top", "2",
+                                      E2_PLOT])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert list(payload) == [*PROBABILITY_KEYS, "genres", "explanation"]
+    assert payload["explanation"] == explain(small_model, E2_PLOT, top_genres=2)
+    plain = json.loads(CliRunner().invoke(app, ["predict", "--model", str(small_model_dir), E2_PLOT]).stdout)
+    assert list(plain) == [*PROBABILITY_KEYS, "genres"]
+
+
+@pytest.mark.parametrize("top", ["0", "25"])
+def test_cli_explain_top_is_bounded(small_model_dir, top):
+    result = CliRunner().invoke(app, ["predict", "--model", str(small_model_dir), "--explain", "--explain-top", top,
+                                      E2_PLOT])
+    assert result.exit_code == 2 and "--explain-top" in result.output
 
 
 def test_cli_explain_reports_a_missing_model(tmp_path):
@@ -138,18 +281,16 @@ def hybrid_model(dev_movies, tmp_path_factory):
         "encoder": str(gt.get_model_path()), "cache_dir": str(cache), "folds": 3})
 
 
-def test_hybrid_explanation_adds_up_to_the_final_score(hybrid_model):
+@pytest.mark.parametrize("item", [{"plot": E1_PLOT}, MIXED_ITEM], ids=["E1", "mixed"])
+def test_hybrid_explanation_adds_up_to_the_final_score(hybrid_model, item):
     hybrid = hybrid_model.pipeline
-    result = _check_adds_up(hybrid_model, E1_PLOT, hybrid.text_model_, top_terms=5)
-    assert result["explains"].startswith("hybrid")
-    frame = items_to_frame([E1_PLOT])
-    final = hybrid.decision_function(frame)[0]
-    proba = hybrid_model.predict_proba(frame)[0]
-    for entry in result["genres"]:
+    frame = to_frame([item])
+    explanation = check_explanation(hybrid_model, item, hybrid.decision_function(frame)[0], top_terms=5)
+    text_intercept = LinearPart(hybrid.text_model_).intercept
+    embedding_scores = hybrid.base_scores(frame)[0, :, 1]
+    for entry in explanation:
         g = hybrid_model.genres.index(entry["genre"])
-        blend = entry["blend"]
-        total = blend["linear"]["contribution"] + blend["embedding"]["contribution"] + blend["bias"]
-        assert total == pytest.approx(entry["score"], abs=1e-9)
-        assert entry["score"] == pytest.approx(final[g], abs=1e-9)
-        assert blend["linear"]["score"] == pytest.approx(entry["linear"]["score"], abs=1e-9)
-        assert entry["probability"] == pytest.approx(proba[g], abs=1e-12)
+        (w_text, w_embedding), bias = hybrid.blend_coef_[g], hybrid.blend_intercept_[g]
+        assert entry["intercept"] == pytest.approx(w_text * text_intercept[g] + bias, abs=1e-12)
+        assert entry["embedding"] == pytest.approx(w_embedding * embedding_scores[g], abs=1e-12)
+    assert "embedding" in format_explanation({"id": hybrid_model.id, "kind": "hybrid"}, explanation)

@@ -251,3 +251,29 @@ def test_hybrid_reaches_the_target_on_held_out_movies(dev_movies):
     model = train("hybrid", dev_movies.subset(seen), cv_folds=0, params={"encoder": ENCODER})
     held_out = dev_movies.subset(unseen)
     assert roc_metrics(held_out.labels, model.predict_proba(held_out.frame))["macro_auc"] >= 0.915
+
+
+def test_hybrid_explained_through_the_api_adds_up_to_its_final_score(hybrid):
+    """The blend folded in: intercept, terms and other terms (the text model's, weighted) plus
+    the embedding part make the hybrid's own logit, for every genre."""
+    from fastapi.testclient import TestClient
+
+    from moviegenre.api.app import create_app
+    from moviegenre.settings import Settings
+
+    item = {"id": "e2", "title": "Midnight Express", "year": 1978, "plot": E2_PLOT}
+    body = {"items": [item], "explain": True, "explain_top": 24}
+    with TestClient(create_app(hybrid, Settings(api_key=None))) as client:
+        response = client.post("/v1/predict", json=body)
+    assert response.status_code == 200, response.text
+    (prediction,) = response.json()["predictions"]
+    scores = hybrid.pipeline.decision_function(items_to_frame([item]))[0]
+    assert len(prediction["explanation"]) == 24
+    for entry in prediction["explanation"]:
+        assert isinstance(entry["embedding"], float)
+        parts = entry["intercept"] + sum(t["weight"] for t in entry["terms"]) + entry["other_terms"] + entry["embedding"]
+        assert parts == pytest.approx(entry["score"], abs=1e-9)
+        assert entry["score"] == pytest.approx(scores[GENRES.index(entry["genre"])], abs=1e-9)
+        assert entry["probability"] == prediction["probabilities"][entry["genre"]]
+        assert all(t["term"] in {"plot": E2_PLOT, "title": "Midnight Express", "year": "1978"}[t["field"]]
+                   for t in entry["terms"])

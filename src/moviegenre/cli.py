@@ -17,6 +17,8 @@ from rich.text import Text
 from . import artifact
 from .data import load_movies, resolve_training_data
 from .errors import DataError, MovieGenreError, UsageError
+from .explain import EXPLAIN_TERMS, EXPLAIN_TOP, explain_items, format_explanation
+from .genres import GENRES
 from .items import check_item
 from .models import kind_names
 from .predict import as_probability_record
@@ -172,7 +174,8 @@ def evaluate(
     data: Annotated[Path, typer.Option("--data", help="Labelled CSV/zip to evaluate on.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """ROC AUC (macro, micro, per genre), label-set F1 and calibration on labelled data."""
+    """ROC AUC (macro, micro, per genre), label-set F1 and calibration (before and after the
+    model's calibration) on labelled data."""
     from .evaluate import evaluate as evaluate_model
 
     with user_errors():
@@ -186,6 +189,11 @@ def evaluate(
     sets = result["label_sets"]
     typer.echo(f"label sets: micro F1 {sets['micro_f1']:.4f}  macro F1 {sets['macro_f1']:.4f}  "
                f"samples F1 {sets['samples_f1']:.4f}")
+    before, after = result["calibration_uncalibrated"], result["calibration"]
+    methods = ", ".join(f"{method} {n}" for method, n in result["calibration_methods"].items() if n)
+    typer.echo(f"calibration: ECE {before['ece']:.4f} -> {after['ece']:.4f}, Brier {before['brier']:.4f} -> "
+               f"{after['brier']:.4f}, macro ROC AUC uncalibrated {result['macro_auc_uncalibrated']:.4f} "
+               f"({methods})")
     for genre, auc in result["per_genre"].items():
         typer.echo(f"  {genre:<12} {'n/a (no positives)' if auc is None else f'{auc:.4f}'}")
 
@@ -195,6 +203,12 @@ def predict(
     model: ModelOption,
     plot: Annotated[str, typer.Argument(help="The plot text, or - to read it from stdin.")],
     title: Annotated[str, typer.Option("--title", help="Optional movie title.")] = "",
+    explain: Annotated[
+        bool, typer.Option("--explain", help="Also explain the top genres (key 'explanation'), as the API does.")
+    ] = False,
+    explain_top: Annotated[
+        int, typer.Option("--explain-top", min=1, max=len(GENRES), help="Genres to explain, with --explain.")
+    ] = EXPLAIN_TOP,
 ) -> None:
     """Print the 24 p_<Genre> probabilities and the predicted genres for one plot."""
     with user_errors():
@@ -202,8 +216,10 @@ def predict(
         check_item(item, None)  # before the model loads: a bad plot is refused at once
         loaded = artifact.load_model(model)
         proba = loaded.predict_proba([item])
-    record = as_probability_record(proba[0])
-    _print_json({**record, "genres": loaded.label_sets(proba)[0]})
+        payload = {**as_probability_record(proba[0]), "genres": loaded.label_sets(proba)[0]}
+        if explain:
+            payload["explanation"] = explain_items(loaded, [item], top_genres=explain_top, proba=proba)[0]
+    _print_json(payload)
 
 
 class Engine(StrEnum):
@@ -299,26 +315,27 @@ def explain(
     model: ModelOption,
     plot: Annotated[str, typer.Argument(help="The plot text, or - to read it from stdin.")],
     title: Annotated[str, typer.Option("--title", help="Optional movie title.")] = "",
-    top_genres: Annotated[int, typer.Option("--top-genres", min=1, help="Genres to explain.")] = 3,
+    top_genres: Annotated[
+        int, typer.Option("--top-genres", min=1, max=len(GENRES), help="Genres to explain.")
+    ] = EXPLAIN_TOP,
     top_terms: Annotated[
-        int, typer.Option("--top-terms", min=0, help="Terms shown each way per genre.")
-    ] = 8,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+        int, typer.Option("--top-terms", min=0, help="Terms shown per genre, strongest first.")
+    ] = EXPLAIN_TERMS,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object: the model and the explanation, as the API gives it.")
+    ] = False,
 ) -> None:
-    """The words and n-grams that pushed the top genres up or down (linear and hybrid models)."""
-    from .explain import explain as explain_plot
-
+    """The words of the plot and title that pushed the top genres up or down (linear and hybrid models)."""
     with user_errors():
-        text = _plot_text(plot)
-        check_item({"plot": text, "title": title}, None)
-        result = explain_plot(artifact.load_model(model), text, title=title,
-                              top_genres=top_genres, top_terms=top_terms)
+        item = {"plot": _plot_text(plot), "title": title}
+        check_item(item, None)
+        loaded = artifact.load_model(model)
+        explanation = explain_items(loaded, [item], top_genres=top_genres, top_terms=top_terms)[0]
+    model_ref = {"id": loaded.id, "kind": loaded.kind}
     if as_json:
-        _print_json(result)
+        _print_json({"model": model_ref, "explanation": explanation})
         return
-    from .explain import format_explanation
-
-    typer.echo(format_explanation(result))
+    typer.echo(format_explanation(model_ref, explanation))
 
 
 @app.command()

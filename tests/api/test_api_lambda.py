@@ -84,6 +84,39 @@ def test_inference_events_answer_the_original_body(handler, small_model, name):
     assert body["clasification"] == pytest.approx(expected, abs=1e-12)
 
 
+def with_query(document: dict, **parameters: str) -> dict:
+    """An event document with more query parameters, as API Gateway would deliver them."""
+    document = copy.deepcopy(document)
+    if document.get("version") == "2.0":
+        document["rawQueryString"] += "".join(f"&{name}={value}" for name, value in parameters.items())
+        document["queryStringParameters"].update(parameters)
+    else:
+        document["queryStringParameters"].update(parameters)
+        document["multiValueQueryStringParameters"].update({name: [v] for name, v in parameters.items()})
+    return document
+
+
+@pytest.mark.parametrize("name", INFERENCE_EVENTS)
+def test_inference_events_explain_on_request(handler, small_model, name):
+    plain = body_of(handler(event(name), None))
+    response = handler(with_query(event(name), explain="true", explain_top="2"), None)
+
+    assert response["statusCode"] == 200, response
+    body = body_of(response)
+    assert list(body) == ["clasification", "explanation"]
+    assert body["clasification"] == plain["clasification"]
+    probabilities = {key.removeprefix("p_"): value for key, value in body["clasification"].items()}
+    assert [entry["genre"] for entry in body["explanation"]] == sorted(probabilities, key=probabilities.get,
+                                                                     reverse=True)[:2]
+    for entry in body["explanation"]:
+        assert entry["probability"] == probabilities[entry["genre"]]
+        parts = entry["intercept"] + sum(t["weight"] for t in entry["terms"]) + entry["other_terms"]
+        assert parts == pytest.approx(entry["score"], abs=1e-9) and entry["embedding"] is None
+        assert all(t["field"] == "plot" and t["term"] in E1_PLOT for t in entry["terms"])
+    refused = handler(with_query(event(name), explain="true", explain_top="25"), None)
+    assert "explain_top" in assert_error(refused, 422, "invalid_request")["message"]
+
+
 def test_the_three_event_kinds_give_the_same_body(handler):
     bodies = {name: handler(event(name), None)["body"] for name in INFERENCE_EVENTS}
     assert len(set(bodies.values())) == 1, bodies

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 import shutil
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -372,3 +374,151 @@ def test_load_now_records_the_failure_instead_of_raising(tampered_model_dir):
 def test_readyz_is_503_before_startup_has_loaded_the_model(small_model_dir):
     client = TestClient(create_app(settings=settings_for(small_model_dir)))  # no lifespan yet
     assert_error(client.get("/readyz"), 503, "model_not_ready", "still loading")
+
+
+# --- explanations -----------------------------------------------------------------------------
+
+#: Capitals, punctuation and a word pair split by a stop word, as a client might send them.
+EXPLAINED_PLOT = "The Outlaw gang KILLED his brother, so a lone gunfighter rides into Tombstone."
+
+
+def assert_explained(explanation: list[dict], probabilities: dict[str, float], texts: dict[str, str], top: int) -> None:
+    """``top`` genres, most probable first, with the prediction's probabilities; each entry's
+    parts add up to its score, and every term is a word of the request's own text."""
+    assert [entry["genre"] for entry in explanation] == sorted(probabilities, key=probabilities.get, reverse=True)[:top]
+    for entry in explanation:
+        assert list(entry) == ["genre", "probability", "score", "intercept", "terms", "other_terms", "embedding"]
+        assert entry["probability"] == probabilities[entry["genre"]]
+        parts = entry["intercept"] + sum(t["weight"] for t in entry["terms"]) + entry["other_terms"]
+        assert parts + (entry["embedding"] or 0) == pytest.approx(entry["score"], abs=1e-9)
+        assert 0 < len(entry["terms"]) <= 10
+        for term in entry["terms"]:
+            assert list(term) == ["term", "field", "weight"]
+            assert term["term"] in texts[term["field"]], term
+
+
+@pytest.mark.parametrize("flag", [None, "false", "0"])
+def test_inference_without_the_flag_is_exactly_the_original_body(client, small_model, flag):
+    params = {"plot": EXPLAINED_PLOT} if flag is None else {"plot": EXPLAINED_PLOT, "explain": flag}
+    response = client.get("/inference", params=params)
+    assert response.status_code == 200
+    expected = {"clasification": as_probability_record(small_model.predict_proba([EXPLAINED_PLOT])[0])}
+    assert response.json() == expected
+    assert response.text == client.get("/inference", params={"plot": EXPLAINED_PLOT}).text
+
+
+@pytest.mark.parametrize("top", [None, 1, 5, 24])
+def test_inference_explains_the_top_genres(client, small_model, top):
+    params = {"plot": EXPLAINED_PLOT, "explain": "true"} | ({} if top is None else {"explain_top": top})
+    response = client.get("/inference", params=params)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert list(body) == ["clasification", "explanation"]
+    plain = client.get("/inference", params={"plot": EXPLAINED_PLOT}).json()
+    assert body["clasification"] == plain["clasification"]
+    probabilities = {key.removeprefix("p_"): p for key, p in body["clasification"].items()}
+    assert_explained(body["explanation"], probabilities, {"plot": EXPLAINED_PLOT}, top or 3)
+    assert all(entry["embedding"] is None for entry in body["explanation"])
+    terms = {t["term"] for entry in body["explanation"] for t in entry["terms"]}
+    assert "killed brother" not in terms and "killed" not in terms  # words as sent, never pairs
+
+
+def test_predict_explains_each_item_on_request(client, small_model):
+    items = [
+        {"id": "e2", "title": "Midnight Express", "year": 1978, "plot": E2_PLOT},
+        {"id": "x", "title": "The Outlaw Josey Wales", "plot": EXPLAINED_PLOT},
+    ]
+    plain = client.post("/v1/predict", json={"items": items}).json()
+    assert all(list(p) == ["id", "probabilities", "genres"] for p in plain["predictions"])
+    response = client.post("/v1/predict", json={"items": items, "explain": True, "explain_top": 2})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["model"] == plain["model"]
+    for item, prediction, before in zip(items, body["predictions"], plain["predictions"], strict=True):
+        assert list(prediction) == ["id", "probabilities", "genres", "explanation"]
+        assert {key: prediction[key] for key in before} == before
+        fields = {"plot": item["plot"], "title": item["title"], "year": str(item.get("year"))}
+        assert_explained(prediction["explanation"], prediction["probabilities"], fields, 2)
+    assert client.post("/v1/predict", json={"items": items, "explain": False}).json() == plain
+
+
+@pytest.mark.parametrize("top", [0, 25, -1, "three"])
+def test_explain_top_is_bounded(client, top):
+    response = client.get("/inference", params={"plot": E1_PLOT, "explain": "true", "explain_top": top})
+    assert_error(response, 422, "invalid_request", "query parameter 'explain_top'")
+    body = {"items": [{"id": "1", "plot": E1_PLOT}], "explain": True, "explain_top": top}
+    assert_error(client.post("/v1/predict", json=body), 422, "invalid_request", "explain_top")
+
+
+@pytest.mark.parametrize(("field", "value"), [("explain", 0), ("explain", "yes"), ("explain_top", True),
+                                            ("explain_top", "3"), ("explain_top", 2.5)])
+def test_explain_fields_take_json_types_only(client, field, value):
+    body = {"items": [{"id": "1", "plot": E1_PLOT}], "explain": True, field: value}
+    assert_error(client.post("/v1/predict", json=body), 422, "invalid_request", field)
+
+
+def test_openapi_documents_explanations(client):
+    schema = client.get("/openapi.json").json()
+    parameters = {p["name"]: p for p in schema["paths"]["/inference"]["get"]["parameters"]}
+    assert parameters["explain"]["schema"] == {**parameters["explain"]["schema"], "type": "boolean", "default": False}
+    top = parameters["explain_top"]["schema"]
+    assert (top["type"], top["minimum"], top["maximum"], top["default"]) == ("integer", 1, 24, 3)
+    models = schema["components"]["schemas"]
+    request = models["PredictRequest"]["properties"]
+    assert request["explain"]["default"] is False
+    assert (request["explain_top"]["minimum"], request["explain_top"]["maximum"]) == (1, 24)
+    for holder in ("InferenceResponse", "Prediction"):
+        assert models[holder]["properties"]["explanation"]["items"] == {"$ref": "#/components/schemas/GenreExplanation"}
+        assert "explanation" not in models[holder]["required"]
+    entry = models["GenreExplanation"]
+    assert set(entry["required"]) == set(entry["properties"]) == set(entry["example"])
+    assert models["ExplanationTerm"]["properties"]["field"]["enum"] == ["plot", "title", "year"]
+    example = entry["example"]
+    assert example["intercept"] + sum(t["weight"] for t in example["terms"]) + example["other_terms"] + example[
+        "embedding"] == pytest.approx(example["score"], abs=1e-9)
+
+
+@pytest.fixture(scope="module")
+def seed_client(dev_movies):
+    from moviegenre.train import train
+
+    seed = train("seed", dev_movies.subset(np.arange(40)), cv_folds=0)
+    with TestClient(create_app(seed, settings_for("unused"))) as test_client:
+        yield test_client
+
+
+def test_a_model_kind_that_cannot_be_explained_answers_422(seed_client):
+    assert seed_client.get("/inference", params={"plot": E1_PLOT}).status_code == 200
+    message = r"model kind 'seed' cannot be explained.*explanations need a linear or hybrid model"
+    assert_error(seed_client.get("/inference", params={"plot": E1_PLOT, "explain": "true"}), 422, "not_explainable",
+                 message)
+    body = {"items": [{"id": "1", "plot": E1_PLOT}], "explain": True}
+    assert_error(seed_client.post("/v1/predict", json=body), 422, "not_explainable", message)
+    assert seed_client.post("/v1/predict", json={"items": body["items"]}).status_code == 200
+
+
+def test_the_first_explanation_loads_the_pipeline_without_stalling_other_requests(small_model):
+    """The pipeline is deserialised on the first explanation, in a worker thread and outside the
+    request's time limit: meanwhile other requests are answered at once."""
+    started, release = threading.Event(), threading.Event()
+
+    def slow_load():
+        started.set()
+        assert release.wait(30)
+        return small_model.pipeline
+
+    lazy = GenreModel(None, small_model.metadata, scorer=small_model.scorer, load_pipeline=slow_load)
+    with TestClient(create_app(lazy, settings_for("unused", request_timeout_s=1))) as fresh:
+        with ThreadPoolExecutor(1) as pool:
+            first = pool.submit(fresh.get, "/inference", params={"plot": E1_PLOT, "explain": "true"})
+            assert started.wait(30)
+            began = time.perf_counter()
+            assert fresh.get("/inference", params={"plot": E2_PLOT}).status_code == 200
+            assert fresh.post("/v1/predict", json={"items": [{"id": "1", "plot": E2_PLOT}]}).status_code == 200
+            assert fresh.get("/healthz").status_code == 200
+            assert time.perf_counter() - began < 1
+            time.sleep(1.2)  # past the request time limit: loading is not bound by it
+            release.set()
+            response = first.result(timeout=30)
+        assert response.status_code == 200, response.text
+        assert len(response.json()["explanation"]) == 3

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from ..explain import EXPLAIN_TERMS, EXPLAIN_TOP
 from ..genres import GENRES, PROBABILITY_KEYS
 from ..items import MAX_TITLE_CHARS, MAX_YEAR, MIN_YEAR, PLOT_PATTERN
 
@@ -29,6 +30,66 @@ PLOT_SCHEMA: dict[str, Any] = {"minLength": 1, "pattern": PLOT_PATTERN}
 PLOT_DESCRIPTION = (
     "The plot synopsis: text with at least one letter or digit, no lone surrogate, at most "
     "`max_plot_chars` characters (see `GET /v1/limits`)."
+)
+
+
+#: ``explain_top``'s bounds and description, for the query parameter and the request field.
+EXPLAIN_TOP_BOUNDS: dict[str, int] = {"ge": 1, "le": len(GENRES)}
+EXPLAIN_DESCRIPTION = (
+    "Also explain the most probable genres: the words of the plot and title that pushed each "
+    "genre's score up or down (see `explanation`)."
+)
+EXPLAIN_TOP_DESCRIPTION = f"How many genres to explain, most probable first (1 to {len(GENRES)}); used with `explain`."
+
+_EXAMPLE_EXPLANATION = [
+    {
+        "genre": "Western",
+        "probability": 0.9620237644478219,
+        "score": 3.232,
+        "intercept": -2.061,
+        "terms": [
+            {"term": "outlaw", "field": "plot", "weight": 1.402},
+            {"term": "frontier", "field": "plot", "weight": 0.912},
+            {"term": "that", "field": "plot", "weight": -0.049},
+        ],
+        "other_terms": 2.183,
+        "embedding": 0.845,
+    }
+]  # a hybrid model's (a linear model's has "embedding": null, which the published schema would drop)
+
+
+class ExplanationTerm(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"example": _EXAMPLE_EXPLANATION[0]["terms"][0]})
+
+    term: str = Field(
+        description="A word as it appears in the request's plot or title (a substring of it), or "
+        "the year as sent."
+    )
+    field: Literal["plot", "title", "year"] = Field(description="Where the term comes from.")
+    weight: float = Field(description="What the term added to the genre's score (negative: took away).")
+
+
+class GenreExplanation(BaseModel):
+    """Why the model gave a genre its probability: its score (logit) as the sum of its parts,
+    ``intercept + sum(terms[].weight) + other_terms + (embedding or 0) == score``."""
+
+    model_config = ConfigDict(json_schema_extra={"example": _EXAMPLE_EXPLANATION[0]})
+
+    genre: str
+    probability: float = Field(description="The genre's probability, as in the prediction.")
+    score: float = Field(description="The genre's logit, before any calibration.")
+    intercept: float = Field(description="The part of the score that does not depend on the movie.")
+    terms: list[ExplanationTerm] = Field(
+        description=f"The strongest contributions by absolute weight, strongest first (at most {EXPLAIN_TERMS})."
+    )
+    other_terms: float = Field(description="The sum of every other contribution of the movie's words and year.")
+    embedding: float | None = Field(
+        description="A hybrid model's sentence-embedding part, weighted as blended; `null` for a linear model."
+    )
+
+
+_EXPLANATION_FIELD_DESCRIPTION = (
+    "With `explain`: the top genres, most probable first, each with the terms behind its score."
 )
 
 
@@ -66,6 +127,10 @@ class InferenceResponse(BaseModel):
     clasification: dict[str, float] = Field(
         description="`p_Action` ... `p_Western`, in the original's order; each in [0, 1]."
     )
+    explanation: list[GenreExplanation] = Field(
+        default_factory=list,
+        description=_EXPLANATION_FIELD_DESCRIPTION + " Absent without `explain=true`, so the body is the original's.",
+    )
 
 
 class PredictItem(BaseModel):
@@ -85,6 +150,14 @@ class PredictItem(BaseModel):
     )
 
 
+def _json_integer(value: Any) -> Any:
+    """A JSON integer (``3``, or ``3.0``, which JSON Schema counts as one) for an ``int`` field,
+    refusing what pydantic's lax mode would also take: ``true`` and ``"3"``."""
+    if isinstance(value, bool | str):
+        raise ValueError("Input should be an integer")
+    return value
+
+
 class PredictRequest(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
@@ -95,6 +168,11 @@ class PredictRequest(BaseModel):
 
     items: list[PredictItem] = Field(
         min_length=1, description="The movies to score (at most `max_items`, see `GET /v1/limits`)."
+    )
+    # As the schema says: JSON true or false, not 0 or "yes"; a JSON integer, not true or "3".
+    explain: bool = Field(default=False, strict=True, description=EXPLAIN_DESCRIPTION)
+    explain_top: Annotated[int, BeforeValidator(_json_integer)] = Field(
+        default=EXPLAIN_TOP, description=EXPLAIN_TOP_DESCRIPTION, **EXPLAIN_TOP_BOUNDS
     )
 
 
@@ -109,6 +187,9 @@ class Prediction(BaseModel):
     genres: list[str] = Field(
         description="The predicted genres: those reaching their tuned per-genre threshold, most "
         "probable first (at least one)."
+    )
+    explanation: list[GenreExplanation] = Field(
+        default_factory=list, description=_EXPLANATION_FIELD_DESCRIPTION + " Absent without it."
     )
 
 

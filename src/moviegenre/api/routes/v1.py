@@ -7,11 +7,13 @@ from typing import Any
 from fastapi import APIRouter
 
 from ...errors import InvalidItem
+from ...explain import explain_items
 from ...items import check_item
 from ...predict import GenreModel
 from ..deps import MetricsDep, ModelDep, SettingsDep, run_limited
 from ..errors import ApiError, invalid_item
 from ..schemas import LimitsResponse, PredictRequest, PredictResponse, error_responses
+from .inference import run_explaining
 
 router = APIRouter(prefix="/v1", tags=["v1"])
 
@@ -27,19 +29,26 @@ def _predict(model: GenreModel, items: list[dict[str, Any]], request: PredictReq
         }
         for item, row, labels in zip(request.items, proba, model.label_sets(proba), strict=True)
     ]
+    if request.explain:
+        explanations = explain_items(model, items, top_genres=request.explain_top, proba=proba)
+        for prediction, explanation in zip(predictions, explanations, strict=True):
+            prediction["explanation"] = explanation
     return {"model": {"id": model.id, "kind": model.kind}, "predictions": predictions}
 
 
 @router.post(
     "/predict",
     response_model=PredictResponse,
+    response_model_exclude_unset=True,
     responses=error_responses(400, 401, 413, 415, 422, 503, 504),
     summary="Genre probabilities and predicted genres for a batch of plots",
 )
 async def predict(request: PredictRequest, model: ModelDep, settings: SettingsDep, metrics: MetricsDep):
     """Scores up to ``max_items`` movies. ``genres`` holds the genres whose probability reaches
     the per-genre threshold stored in the model (tuned by cross-validation when it was trained),
-    most probable first; a movie always gets at least one."""
+    most probable first; a movie always gets at least one. With ``"explain": true`` each
+    prediction also holds ``explanation``: the ``explain_top`` most probable genres, each with
+    the words of the plot and title behind its score."""
     if len(request.items) > settings.max_items:
         raise ApiError(
             413,
@@ -53,7 +62,10 @@ async def predict(request: PredictRequest, model: ModelDep, settings: SettingsDe
             check_item(item, index, settings.max_plot_chars)
         except InvalidItem as exc:
             raise invalid_item(exc, f"items[{index}].{exc.field} (id {request.items[index].id!r})") from None
-    body = await run_limited(settings, _predict, model, items, request, settings.max_plot_chars)
+    if request.explain:
+        body = await run_explaining(settings, model, _predict, model, items, request, settings.max_plot_chars)
+    else:
+        body = await run_limited(settings, _predict, model, items, request, settings.max_plot_chars)
     metrics.count_predictions("/v1/predict", len(request.items))
     return body
 
