@@ -33,15 +33,20 @@ $(VENV)/.dev: pyproject.toml | $(BIN)/activate
 serve: $(VENV)/.serve  ## Serve the API and page on HOST:PORT (trains the default model first if none exists)
 	$(BIN)/moviegenre serve --host $(HOST) --port $(PORT) $(if $(DATA),--data $(DATA))
 
-system-deps:  ## Debian packages the tests and benchmarks use (Chromium for the browser tests, wrk)
-	@if ! command -v chromium >/dev/null || ! command -v wrk >/dev/null; then \
+system-deps:  ## Debian packages the tests and benchmarks use (Chromium for the browser tests, wrk, npm)
+	@if ! command -v chromium >/dev/null || ! command -v wrk >/dev/null || ! command -v npm >/dev/null; then \
 		if [ "$$(id -u)" = 0 ]; then SUDO=; \
 		elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then SUDO=sudo; \
-		else echo "make test needs Debian's chromium and wrk: run 'sudo apt-get install chromium wrk' first" >&2; exit 1; fi; \
-		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium wrk >/dev/null; \
+		else echo "make test needs Debian's chromium, wrk and npm: run 'sudo apt-get install chromium wrk npm' first" >&2; exit 1; fi; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium wrk \
+			$$(command -v npm >/dev/null || echo npm) >/dev/null; \
 	fi
 
-test: system-deps $(VENV)/.dev  ## Install everything, lint, and run the test suite
+# axe-core, the accessibility checker the web page's browser test injects (npm ci stamps the lock).
+tests/web/node_modules/.package-lock.json: tests/web/package-lock.json
+	npm ci --prefix tests/web --no-audit --no-fund --silent
+
+test: system-deps $(VENV)/.dev tests/web/node_modules/.package-lock.json  ## Install everything, lint, and run the test suite
 	$(LINT)
 	NLTK_DATA=$${NLTK_DATA:-$(SHARED)/nltk_data} MOVIEGENRE_TEST_DATA=$${MOVIEGENRE_TEST_DATA:-$(SHARED)/data} \
 		HF_HUB_OFFLINE=1 $(BIN)/python -m pytest $(PYTEST_ARGS)

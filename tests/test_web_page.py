@@ -4,10 +4,15 @@ Each test talks to a real server (``moviegenre serve`` in a subprocess, the smal
 the session's ``small_model_server``) through the page only, the way a person would, and checks
 what the page shows. Screenshots go to the test's ``tmp_path``; the main ones are also copied to
 ``test-output/`` (git-ignored) for a human to look at.
+
+The accessibility check runs axe-core in the page; it comes from npm into ``tests/web``
+(``npm ci --prefix tests/web``), and the test is skipped where it is missing, except in CI.
 """
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 from pathlib import Path
 
@@ -24,6 +29,13 @@ REPO = Path(__file__).resolve().parents[1]
 SCREENSHOTS = REPO / "test-output"
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
+AXE = REPO / "tests" / "web" / "node_modules" / "axe-core" / "axe.min.js"
+TITLES = {"Message in a Bottle": E1_PLOT, "Midnight Express": E2_PLOT}
+#: A plot with markup in it: the page must show it as text, never build elements from it.
+HOSTILE_PLOT = (
+    'an outlaw rides into a frontier town <img src=x onerror="window.__xss = 1"> and the sheriff '
+    "<script>window.__xss = 2</script> calls the <b>marshal</b> to stop the bank robbery ."
+)
 
 
 @pytest.fixture
@@ -63,6 +75,50 @@ def save_screenshot(page, tmp_path: Path, name: str) -> Path:
     SCREENSHOTS.mkdir(exist_ok=True)
     shutil.copyfile(path, SCREENSHOTS / name)
     return path
+
+
+def predict(page, plot: str, title: str | None = None) -> dict:
+    """Submit ``plot`` (and ``title``) through the form; the API's answer, once the page shows it."""
+    page.locator("#plot").fill(plot)
+    if title is not None:
+        page.locator("#title").fill(title)
+    with page.expect_response("**/v1/predict") as answer:
+        page.locator("button[type=submit]").click()
+    assert answer.value.status == 200, answer.value.text()
+    page.locator("#reason-list .reason").first.wait_for()
+    return answer.value.json()
+
+
+def reasons(page) -> list[dict]:
+    """Per reason card on the page: its genre and its terms as shown."""
+    return page.eval_on_selector_all(
+        "#reason-list .reason",
+        """cards => cards.map(card => ({
+               genre: card.dataset.genre,
+               text: card.innerText,
+               terms: [...card.querySelectorAll('[data-term]')].map(e => ({
+                   term: e.dataset.term, weight: Number(e.dataset.weight), field: e.dataset.field,
+                   up: e.classList.contains('up'), down: e.classList.contains('down'),
+                   text: e.textContent}))}))""",
+    )
+
+
+def highlights(page) -> list[dict]:
+    return page.eval_on_selector_all(
+        "#sent-plot mark",
+        """els => els.map(e => ({term: e.dataset.term, weight: Number(e.dataset.weight), text: e.textContent,
+                                 up: e.classList.contains('up'), down: e.classList.contains('down'),
+                                 before: getComputedStyle(e, '::before').content,
+                                 underline: getComputedStyle(e).borderBottomStyle}))""",
+    )
+
+
+def result_is_cleared(page) -> bool:
+    return page.evaluate(
+        """() => document.getElementById('result-body').hidden
+                 && !document.querySelector('#chart > *, #reason-list > *, #sent-plot > *, #sent-title > *')
+                 && document.getElementById('sent-plot').textContent === ''"""
+    )
 
 
 def error_text(page) -> str:
@@ -120,12 +176,16 @@ def test_keyboard_only_example_and_submit(page, server):
     page.get_by_role("button", name="Message in a Bottle").focus()
     page.keyboard.press("Enter")
     assert page.locator("#plot").input_value() == E1_PLOT
+    assert page.locator("#title").input_value() == "Message in a Bottle"
     assert page.evaluate("document.activeElement.id") == "plot"
 
     page.get_by_role("button", name="Midnight Express").focus()
     page.keyboard.press("Space")
     assert page.locator("#plot").input_value() == E2_PLOT
-    page.keyboard.press("Control+Enter")  # submits from inside the text area
+    assert page.locator("#title").input_value() == "Midnight Express"
+    with page.expect_request("**/v1/predict") as sent:
+        page.keyboard.press("Control+Enter")  # submits from inside the text area
+    assert sent.value.post_data_json["items"][0]["title"] == "Midnight Express"
     page.locator("#chart [data-genre]").first.wait_for()
     assert bars(page)[0]["genre"] == "Drama"
     # Tab order from the text area reaches the examples, then the submit button.
@@ -135,6 +195,24 @@ def test_keyboard_only_example_and_submit(page, server):
         order.append(page.evaluate("document.activeElement.textContent.trim()"))
     assert order[:2] == ["Message in a Bottle", "Midnight Express"]
     assert "Predict genres" in order
+
+    # From the form's last control the next stop is the result: the first genre's radio, with a
+    # visible focus ring; the arrow keys choose which genre's words are highlighted.
+    page.locator("#submit").focus()
+    page.keyboard.press("Tab")
+    focused = page.evaluate(
+        """() => ({name: document.activeElement.name, value: document.activeElement.value,
+                  outline: getComputedStyle(document.activeElement).outlineStyle})"""
+    )
+    genres = [reason["genre"] for reason in reasons(page)]
+    assert focused == {"name": "highlight-genre", "value": genres[0], "outline": "solid"}
+    page.keyboard.press("ArrowDown")
+    assert page.locator("#reason-list input:checked").get_attribute("value") == genres[1]
+    assert genres[1] in page.locator("#sent-heading").inner_text()
+    shown = {reason["genre"]: reason for reason in reasons(page)}
+    assert {mark["term"] for mark in highlights(page)} == {
+        term["term"] for term in shown[genres[1]]["terms"] if term["field"] == "plot"
+    }
 
 
 def test_empty_plot_is_refused_before_sending(page, server, tmp_path):
@@ -225,3 +303,151 @@ def test_api_key_prompt_then_stopped_server(page, small_model_dir, tmp_path):
         assert "not answering" in error_text(page)
         assert page.locator("#result-body").is_hidden()  # no stale chart for another plot
     save_screenshot(page, tmp_path, "web-page-server-down.png")
+
+
+def test_reasons_are_the_plots_words_highlighted_in_it(page, server, tmp_path):
+    """For the top 3 genres the page lists the words that pushed each up or down, as the API
+    explained them, and marks each of them in the plot as sent, up and down told apart by more
+    than colour."""
+    open_page(page, server)
+    api = predict(page, E2_PLOT, "Midnight Express")
+    prediction = api["predictions"][0]
+    explained = prediction["explanation"]
+    top = sorted(prediction["probabilities"], key=prediction["probabilities"].get, reverse=True)[:3]
+    assert [entry["genre"] for entry in explained] == top
+
+    cards = reasons(page)
+    assert [card["genre"] for card in cards] == top
+    plot_words = set(re.findall(r"\w+", E2_PLOT.lower()))
+    all_terms = [term for card in cards for term in card["terms"] if term["field"] == "plot"]
+    assert len(all_terms) >= 3
+    assert {term["term"].lower() for term in all_terms} <= plot_words
+    for card, entry in zip(cards, explained, strict=True):
+        genre = card["genre"]
+        assert f"{prediction['probabilities'][genre]:.0%}" in card["text"]  # the calibrated value
+        # Every term the API gave, each marked up or down and read out in words.
+        assert sorted((t["term"], t["weight"]) for t in card["terms"]) == sorted(
+            (t["term"], pytest.approx(t["weight"])) for t in entry["terms"]
+        )
+        for term in card["terms"]:
+            direction = "up" if term["weight"] >= 0 else "down"
+            assert term[direction] and not term["down" if direction == "up" else "up"]
+            assert f"{term['term']}" in term["text"]
+            assert f"pushed {genre} {direction} by {abs(term['weight']):.2f}" in term["text"]
+            assert ("▲" if direction == "up" else "▼") in term["text"]
+
+        # This genre's words, highlighted in the plot as sent.
+        page.locator("#reason-list").get_by_role("radio", name=re.compile(f"^{genre}")).check()
+        assert genre in page.locator("#sent-heading").inner_text()
+        marks = highlights(page)
+        plot_terms = {t["term"]: t["weight"] for t in card["terms"] if t["field"] == "plot"}
+        assert {mark["term"] for mark in marks} == set(plot_terms)
+        for mark in marks:
+            assert mark["text"].lower() == mark["term"].lower()
+            assert mark["weight"] == pytest.approx(plot_terms[mark["term"]])
+            assert mark["up"] == (mark["weight"] >= 0) != mark["down"]
+            # Without colour: an arrow and a solid (up) or dashed (down) underline.
+            assert mark["before"].startswith('"▲"' if mark["up"] else '"▼"')
+            assert mark["underline"] == ("solid" if mark["up"] else "dashed")
+        assert page.locator("#sent-plot").inner_text() == E2_PLOT.strip()  # the text itself, intact
+    assert page.locator("#sent-title").inner_text() == "Title: Midnight Express"
+    assert page.locator("#results").get_attribute("aria-live") == "polite"
+    save_screenshot(page, tmp_path, "web-page-reasons.png")
+
+
+def test_plot_with_markup_is_shown_as_text(page, server):
+    open_page(page, server)
+    page.evaluate("window.__xss = 0")
+    predict(page, HOSTILE_PLOT, "<i>Tombstone</i>")
+    assert page.locator("#sent-plot").text_content() == HOSTILE_PLOT
+    assert page.locator("#sent-title").text_content() == "Title: <i>Tombstone</i>"
+    assert page.locator("#results img, #results script, #results b, #results i").count() == 0
+    assert page.evaluate("document.querySelectorAll('img').length") == 0
+    assert page.evaluate("window.__xss") == 0
+    assert page.locator("#sent-plot mark").count() >= 1  # highlighted all the same
+
+
+def test_failed_request_clears_the_previous_result(page, server):
+    open_page(page, server)
+    predict(page, E2_PLOT)
+    assert not result_is_cleared(page)
+
+    page.locator("#plot").fill("   ")  # refused by the page itself
+    page.locator("button[type=submit]").click()
+    assert "plot box is empty" in error_text(page)
+    assert result_is_cleared(page)
+    assert "No result" in page.locator("#status").inner_text()
+
+    predict(page, E1_PLOT)
+    assert not result_is_cleared(page)
+    broken = {"error": {"code": "internal", "message": "Something broke."}}
+    page.route("**/v1/predict", lambda route: route.fulfill(status=500, json=broken))
+    page.locator("button[type=submit]").click()
+    assert "Something broke." in error_text(page)
+    assert result_is_cleared(page)
+
+
+def test_model_without_reasons_still_shows_its_genres(page, server):
+    """A model kind the API cannot explain answers 422 not_explainable to ``explain``: the page
+    asks again without it and shows the genres, saying there are no reasons."""
+    refused = {"error": {"code": "not_explainable", "message": "model kind 'seed' cannot be explained"}}
+
+    def refuse_explain(route):
+        if route.request.post_data_json.get("explain"):
+            route.fulfill(status=422, json=refused)
+        else:
+            route.continue_()
+
+    page.route("**/v1/predict", refuse_explain)
+    open_page(page, server)
+    page.locator("#plot").fill(E2_PLOT)
+    page.locator("button[type=submit]").click()
+    page.locator("#chart [data-genre]").first.wait_for()
+    assert bars(page)[0]["genre"] == "Drama"
+    assert page.locator("#reasons-none").is_visible()
+    assert page.locator("#reasons").is_hidden() and page.locator("#reason-list > *").count() == 0
+    assert page.locator("#sent-plot").inner_text() == E2_PLOT.strip()
+    assert page.locator("#error").is_hidden()
+
+
+@pytest.fixture(scope="session")
+def axe() -> Path:
+    """axe-core's script; session-scoped and asked for first, so a skip costs no server start."""
+    if not AXE.exists():
+        reason = f"axe-core not found at {AXE} (run: npm ci --prefix tests/web)"
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason}; CI must run the accessibility check")
+        pytest.skip(reason)
+    return AXE
+
+
+def serious_violations(page, axe: Path) -> list[dict]:
+    """axe-core's violations of impact serious or critical on the page as it stands."""
+    page.add_script_tag(path=str(axe))
+    violations = page.evaluate(
+        """async () => (await axe.run(document, {resultTypes: ['violations']})).violations.map(v => ({
+               id: v.id, impact: v.impact, help: v.help,
+               nodes: v.nodes.map(n => n.target.join(' ') + ': ' + n.failureSummary)}))"""
+    )
+    for violation in violations:
+        print(f"axe {violation['impact']}: {violation['id']}: {violation['help']}")
+        for node in violation["nodes"]:
+            print("   ", node)
+    return [v for v in violations if v["impact"] in ("serious", "critical")]
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
+def test_axe_finds_no_serious_problems(axe, page, server, viewport):
+    page.set_viewport_size(viewport)
+    open_page(page, server)
+    page.get_by_role("button", name="Midnight Express").click()
+    with page.expect_response("**/v1/predict"):
+        page.locator("button[type=submit]").click()
+    page.locator("#reason-list .reason").first.wait_for()
+    page.locator("#reason-list input[type=radio]").nth(1).check()  # a second genre's highlights
+    assert serious_violations(page, axe) == []
+
+    page.locator("#plot").fill("")  # the error state: message, invalid field, no result
+    page.locator("button[type=submit]").click()
+    error_text(page)
+    assert serious_violations(page, axe) == []

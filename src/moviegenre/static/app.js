@@ -1,21 +1,30 @@
-// The page at "/": sends the plot to POST /v1/predict and draws the 24 probabilities.
+// The page at "/": sends the plot to POST /v1/predict and draws the 24 probabilities, and for
+// the top genres the words that pushed each one up or down, highlighted in the plot as sent.
 // Plain script, no build step and no network use beyond this server's own API.
 "use strict";
 
 (function () {
-  // The two example plots of the original system's README (tests/conftest.py: E1_PLOT, E2_PLOT).
+  // The two example plots of the original system's README (moviegenre.examples.EXAMPLE_PLOTS),
+  // with their films' titles: the title is one of the model's inputs, so an example sends both.
   const EXAMPLES = {
-    bottle:
+    bottle: {
+      title: "Message in a Bottle",
+      plot:
       "who meets by fate ,  shall be sealed by fate .  theresa osborne is running along the beach " +
       "when she stumbles upon a bottle washed up on the shore .  inside is a message ,  reading " +
       "the letter she feels so moved and yet she felt as if she has violated someone ' s thoughts " +
       ".  in love with a man she has never met ,  theresa tracks down the author of the letter to " +
       "a small town in wilmington ,  two lovers with crossed paths .  but yet one can ' t let go of " +
       "their past .",
-    billy:
+    },
+    billy: {
+      title: "Midnight Express",
+      plot:
       "the true story of billy hayes ,  an american college student who is caught smuggling drugs " +
       "out of turkey and thrown into prison .",
+    },
   };
+  const EXPLAIN_TOP = 3; // genres whose reasons are shown
 
   const $ = (id) => document.getElementById(id);
   const form = $("predict-form");
@@ -29,6 +38,12 @@
   const resultBody = $("result-body");
   const resultModel = $("result-model");
   const chart = $("chart");
+  const results = $("results");
+  const reasonsNone = $("reasons-none");
+  const reasonList = $("reason-list");
+  const sentHeading = $("sent-heading");
+  const sentTitle = $("sent-title");
+  const sentPlot = $("sent-plot");
   const count = $("plot-count");
 
   const numbers = new Intl.NumberFormat("en");
@@ -36,6 +51,7 @@
   let thresholds = {}; // genre -> threshold, from GET /v1/model
   let infoLoaded = false;
   let busy = false;
+  let shown = null; // {plot, title, explanation} of the result on screen
 
   class ApiError extends Error {
     constructor(status, code, message) {
@@ -93,6 +109,7 @@
   }
 
   function invalidPlot(message) {
+    clearResults();
     plot.setAttribute("aria-invalid", "true");
     showError(message);
     plot.focus();
@@ -188,23 +205,229 @@
     return item;
   }
 
-  function render(response) {
+  // --- reasons: the words that pushed each top genre up or down --------------------------------
+
+  function weightText(weight) {
+    const size = Math.abs(weight);
+    return size < 0.005 ? "<0.01" : size.toFixed(2);
+  }
+
+  function termItem(genre, term) {
+    const up = term.weight >= 0;
+    const item = document.createElement("li");
+    item.className = "term " + (up ? "up" : "down");
+    item.dataset.term = term.term;
+    item.dataset.weight = String(term.weight);
+    item.dataset.field = term.field || "";
+
+    const sign = document.createElement("span");
+    sign.className = "term-sign";
+    sign.setAttribute("aria-hidden", "true");
+    sign.textContent = up ? "▲" : "▼";
+    const word = document.createElement("span");
+    word.className = "term-word";
+    word.textContent = term.term;
+    const weight = document.createElement("span");
+    weight.className = "term-weight";
+    weight.setAttribute("aria-hidden", "true");
+    weight.textContent = (up ? "+" : "−") + weightText(term.weight);
+    // What a screen reader says: "outlaw, pushed Western up by 1.40".
+    const spoken = document.createElement("span");
+    spoken.className = "visually-hidden";
+    const elsewhere = term.field && term.field !== "plot";
+    spoken.textContent = (elsewhere ? ` (the ${term.field})` : "") +
+      `, pushed ${genre} ${up ? "up" : "down"} by ${weightText(term.weight)}`;
+
+    item.append(sign, word);
+    if (elsewhere) {
+      const where = document.createElement("span");
+      where.className = "term-field";
+      where.setAttribute("aria-hidden", "true");
+      where.textContent = term.field;
+      item.append(where);
+    }
+    item.append(weight, spoken);
+    return item;
+  }
+
+  function termList(genre, terms, up) {
+    const row = document.createElement("div");
+    row.className = "term-row";
+    const label = document.createElement("span");
+    label.className = "term-row-label";
+    label.setAttribute("aria-hidden", "true");
+    label.textContent = up ? "Up" : "Down";
+    const list = document.createElement("ul");
+    list.className = "terms";
+    list.setAttribute("aria-label", `Words that pushed ${genre} ${up ? "up" : "down"}`);
+    const chosen = terms.filter((t) => (t.weight >= 0) === up);
+    list.append(...chosen.map((t) => termItem(genre, t)));
+    if (!chosen.length) {
+      const none = document.createElement("li");
+      none.className = "term-none";
+      none.textContent = "none";
+      list.append(none);
+    }
+    row.append(label, list);
+    return row;
+  }
+
+  function reasonCard(entry, probability, index) {
+    const card = document.createElement("li");
+    card.className = "reason";
+    card.dataset.genre = entry.genre;
+
+    const head = document.createElement("label");
+    head.className = "reason-head";
+    const pick = document.createElement("input");
+    pick.type = "radio";
+    pick.name = "highlight-genre";
+    pick.value = entry.genre;
+    pick.checked = index === 0;
+    pick.addEventListener("change", () => highlightFor(entry.genre));
+    const name = document.createElement("span");
+    name.className = "reason-genre";
+    name.textContent = entry.genre;
+    const value = document.createElement("span");
+    value.className = "reason-probability";
+    value.textContent = percent(probability);
+    head.append(pick, name, " ", value);
+
+    const terms = Array.isArray(entry.terms) ? entry.terms : [];
+    card.append(head, termList(entry.genre, terms, true), termList(entry.genre, terms, false));
+    if (typeof entry.embedding === "number") {
+      const note = document.createElement("p");
+      note.className = "reason-note";
+      note.textContent = `The plot's overall meaning (its embedding) moved it by ` +
+        `${entry.embedding >= 0 ? "+" : "−"}${weightText(entry.embedding)}.`;
+      card.append(note);
+    }
+    return card;
+  }
+
+  function escapeRegExp(text) {
+    return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  }
+
+  // Where `term` occurs in `text` as whole words (any case; a term of several words with any
+  // spacing between them).
+  function occurrences(text, term) {
+    const words = term.trim().split(/\s+/).map(escapeRegExp).join("\\s+");
+    const pattern = new RegExp(`(?<![\\p{L}\\p{N}])${words}(?![\\p{L}\\p{N}])`, "giu");
+    return Array.from(text.matchAll(pattern), (m) => [m.index, m.index + m[0].length]);
+  }
+
+  // Fill `container` with `text`, each occurrence of a term wrapped in a <mark>. Where terms
+  // overlap ("true story" and "story") the stronger one is marked. Only text nodes carry the
+  // user's text: it is never parsed as HTML.
+  function highlightText(container, text, terms) {
+    const taken = new Uint8Array(text.length);
+    const marks = [];
+    const strongestFirst = terms.filter((t) => typeof t.term === "string" && t.term.trim())
+      .sort((a, b) => Math.abs(b.weight) - Math.abs(a.weight));
+    for (const term of strongestFirst) {
+      for (const [start, end] of occurrences(text, term.term)) {
+        if (taken.subarray(start, end).some(Boolean)) continue;
+        taken.fill(1, start, end);
+        marks.push({ start, end, term });
+      }
+    }
+    marks.sort((a, b) => a.start - b.start);
+    const nodes = [];
+    let last = 0;
+    for (const { start, end, term } of marks) {
+      if (start > last) nodes.push(text.slice(last, start));
+      const mark = document.createElement("mark");
+      mark.className = "hl " + (term.weight >= 0 ? "up" : "down");
+      mark.dataset.term = term.term;
+      mark.dataset.weight = String(term.weight);
+      mark.textContent = text.slice(start, end);
+      nodes.push(mark);
+      last = end;
+    }
+    if (last < text.length) nodes.push(text.slice(last));
+    container.replaceChildren(...nodes);
+  }
+
+  function highlightFor(genre) {
+    if (!shown) return;
+    const entry = shown.explanation.find((e) => e.genre === genre);
+    const terms = entry && Array.isArray(entry.terms) ? entry.terms : [];
+    sentHeading.textContent = entry ? `The plot you sent, with the words for ${genre} highlighted`
+      : "The plot you sent";
+    for (const card of reasonList.children) {
+      card.classList.toggle("selected", card.dataset.genre === genre);
+    }
+    highlightText(sentPlot, shown.plot, terms.filter((t) => t.field === "plot"));
+    sentTitle.hidden = !shown.title;
+    if (shown.title) {
+      const label = document.createElement("span");
+      label.className = "sent-label";
+      label.textContent = "Title: ";
+      const text = document.createElement("span");
+      highlightText(text, shown.title, terms.filter((t) => t.field === "title"));
+      sentTitle.replaceChildren(label, text);
+    }
+  }
+
+  function renderReasons(prediction, sent) {
+    const explanation = (Array.isArray(prediction.explanation) ? prediction.explanation : [])
+      .filter((e) => e && typeof e.genre === "string")
+      .slice(0, EXPLAIN_TOP);
+    shown = { plot: sent.plot, title: sent.title, explanation };
+    reasonList.replaceChildren(...explanation.map((entry, i) =>
+      reasonCard(entry, prediction.probabilities[entry.genre] ?? entry.probability, i)));
+    $("reasons").hidden = !explanation.length;
+    reasonsNone.hidden = explanation.length > 0;
+    $("hl-legend").hidden = !explanation.length;
+    highlightFor(explanation.length ? explanation[0].genre : null);
+  }
+
+  // After any failure: a message about this plot never sits beside the result for another.
+  function clearResults() {
+    status.textContent = "No result: see the message under the form.";
+    shown = null;
+    resultBody.hidden = true;
+    chart.replaceChildren();
+    reasonList.replaceChildren();
+    sentPlot.replaceChildren();
+    sentTitle.replaceChildren();
+    sentTitle.hidden = true;
+  }
+
+  function render(response, sent) {
     const prediction = response.predictions[0];
     const predicted = new Set(prediction.genres);
     const rows = Object.entries(prediction.probabilities).sort((a, b) => b[1] - a[1]);
     chart.replaceChildren(...rows.map(([g, p]) => bar(g, p, predicted.has(g))));
+    renderReasons(prediction, sent);
     const names = prediction.genres.join(", ");
-    const name = title.value.trim();
+    const name = sent.title;
     resultModel.textContent = `Model: ${response.model.id}` +
       (response.model.kind ? ` (${response.model.kind})` : "");
     resultBody.hidden = false;
     const noun = prediction.genres.length === 1 ? "genre" : "genres";
     status.textContent = (name ? `“${name}”: predicted ${noun}` : `Predicted ${noun}`) +
-      `: ${names}.`;
-    // On a phone the chart sits below the form: bring its top into view.
-    const results = $("results");
+      `: ${names || "none above its threshold"}.`;
+    // On a phone the results sit below the form: bring their top into view.
     if (results.getBoundingClientRect().top > window.innerHeight) {
       results.scrollIntoView({ block: "start" });
+    }
+  }
+
+  async function predictOne(item) {
+    const send = (explain) => api("v1/predict", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(explain ? { items: [item], explain: true, explain_top: EXPLAIN_TOP }
+        : { items: [item] }),
+    });
+    try {
+      return await send(true);
+    } catch (err) {
+      // A model kind without a linear part gives no reasons; its genres are still worth showing.
+      if (err instanceof ApiError && err.code === "not_explainable") return send(false);
+      throw err;
     }
   }
 
@@ -227,19 +450,15 @@
     submit.textContent = "Predicting…";
     status.textContent = "Predicting genres…";
     form.setAttribute("aria-busy", "true");
+    results.setAttribute("aria-busy", "true"); // one announcement, once the result is complete
     try {
       if (!infoLoaded) await loadServerInfo().catch(() => {}); // e.g. after entering a key
-      const item = { id: "1", plot: text };
-      if (title.value.trim()) item.title = title.value.trim();
-      const response = await api("v1/predict", {
-        method: "POST",
-        headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ items: [item] }),
-      });
-      render(response);
+      const sent = { plot: text, title: title.value.trim() };
+      const item = { id: "page", plot: sent.plot };
+      if (sent.title) item.title = sent.title;
+      render(await predictOne(item), sent);
     } catch (err) {
-      resultBody.hidden = true;
-      status.textContent = "No result: see the message under the form.";
+      clearResults();
       if (needsKey(err)) {
         askForKey();
       } else if (err instanceof ApiError && err.status === 413) {
@@ -254,13 +473,14 @@
       submit.removeAttribute("aria-disabled");
       submit.textContent = "Predict genres";
       form.removeAttribute("aria-busy");
+      results.removeAttribute("aria-busy");
     }
   }
 
   function loadExample(event) {
-    const text = EXAMPLES[event.currentTarget.dataset.example];
-    plot.value = text;
-    title.value = ""; // the README's examples were scored on the plot alone
+    const example = EXAMPLES[event.currentTarget.dataset.example];
+    plot.value = example.plot;
+    title.value = example.title;
     clearError();
     updateCount();
     plot.focus();
