@@ -174,6 +174,15 @@ def test_a_10_mb_body_gets_the_json_413_not_a_connection_reset(small_model_serve
     assert headers["Connection"] == "close"
 
 
+def test_a_large_body_without_the_api_key_gets_the_json_401_not_a_connection_reset(small_model_dir):
+    with serve_in_background(small_model_dir, env={"MOVIEGENRE_API_KEY": "k3y"}) as server:
+        status, headers, body = urllib_post(server.base_url + "/v1/predict", TEN_MB[:5_000_000])
+        assert status == 401 and body["error"]["code"] == "unauthorized"
+        assert headers["Connection"] == "close"
+        status, _, body = urllib_post(server.base_url + "/v1/predict", predict_body(2), {"x-api-key": "k3y"})
+        assert status == 200 and len(body["predictions"]) == 2
+
+
 def test_max_body_bytes_from_the_environment_on_a_real_server(small_model_dir):
     with serve_in_background(small_model_dir, env={"MOVIEGENRE_MAX_BODY_BYTES": "100000"}) as server:
         url = server.base_url + "/v1/predict"

@@ -102,17 +102,18 @@ def create_app(model: GenreModel | None = None, settings: Settings | None = None
                 return prefix.rstrip("/")
         return "unmatched"
 
-    # Added innermost first: metrics see every answer, then the key, then the size limits.
-    app.add_middleware(
-        RequestLimitsMiddleware,
-        max_body_bytes=settings.max_body_bytes,
-        max_url_bytes=max_url_bytes(settings),
-    )
+    # Added innermost first: metrics see every answer, then the size limits (which also let a
+    # client that sends its whole body first read any early error, a 401 included), then the key.
     api_key = settings.api_key.get_secret_value() if settings.api_key else ""
     if api_key:
         app.add_middleware(
             ApiKeyMiddleware, api_key=api_key, public_paths=PUBLIC_PATHS, public_prefixes=PUBLIC_PREFIXES
         )
+    app.add_middleware(
+        RequestLimitsMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        max_url_bytes=max_url_bytes(settings),
+    )
     app.add_middleware(MetricsMiddleware, metrics=metrics, route_of=route_of)
     _document_deployment(app, settings, with_api_key=bool(api_key))
     return app

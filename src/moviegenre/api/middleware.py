@@ -95,8 +95,9 @@ class RequestLimitsMiddleware:
     """Answers 414 for an over-long URL and 413 for a body over ``max_body_bytes``.
 
     A declared ``content-length`` over the limit is refused before any of the body is read;
-    a chunked body is counted as it arrives and refused as soon as it passes the limit. A 413
-    for the body closes the connection, after reading what is left of the body (up to
+    a chunked body is counted as it arrives and refused as soon as it passes the limit. An
+    error answered before the whole body was read (this 413, or a 401 from the API key check
+    inside it) closes the connection, after reading what is left of the body (up to
     ``linger_max_bytes`` more, for ``linger_max_s`` seconds) so that the client gets to read it.
     """
 
@@ -138,16 +139,21 @@ class RequestLimitsMiddleware:
             await self.app(scope, body.receive, send)
 
     def _lingering_if_refused(self, body: _RequestBody, send: Send) -> Send:
-        """``send``, except that once ``body`` is refused the answer asks to close the connection
-        and is held open until the rest of the body is read: uvicorn's ``receive()`` answers
-        ``http.disconnect`` once a response is complete, so the body can only be read before."""
+        """``send``, except that an error answered before the body was read in full asks to
+        close the connection and is held open until the rest of the body is read: uvicorn's
+        ``receive()`` answers ``http.disconnect`` once a response is complete, so the body can
+        only be read before."""
+        lingering = False
 
         async def send_lingering(message: Message) -> None:
-            if body.refused and message["type"] == "http.response.start":
+            nonlocal lingering
+            if message["type"] == "http.response.start":
+                lingering = body.refused or (message["status"] >= 400 and not body.complete)
+            if lingering and message["type"] == "http.response.start":
                 # Closing is what bounds the reading: on a connection kept alive, uvicorn
                 # reads and drops the rest of the body itself, however long it is.
                 message = {**message, "headers": [*message.get("headers", ()), _CLOSE]}
-            elif body.refused and message["type"] == "http.response.body" and not message.get("more_body"):
+            elif lingering and message["type"] == "http.response.body" and not message.get("more_body"):
                 await send({**message, "more_body": True})
                 await body.discard_rest(self.linger_max_bytes, self.linger_max_s)
                 message = {"type": "http.response.body", "body": b"", "more_body": False}
