@@ -166,40 +166,38 @@
     infoLoaded = limits.status === "fulfilled" && model.status === "fulfilled";
   }
 
+  /** A new element with a class and, optionally, its text (always as text, never as HTML). */
+  function element(tag, className, text) {
+    const node = document.createElement(tag);
+    node.className = className;
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
   function bar(genre, probability, predicted) {
-    const item = document.createElement("li");
-    item.className = "bar" + (predicted ? " predicted" : "");
+    const item = element("li", "bar" + (predicted ? " predicted" : ""));
     item.dataset.genre = genre;
     item.dataset.probability = String(probability);
 
-    const label = document.createElement("span");
-    label.className = "bar-label";
-    label.textContent = (predicted ? "✓ " : "") + genre;
+    const label = element("span", "bar-label", (predicted ? "✓ " : "") + genre);
 
-    const track = document.createElement("span");
-    track.className = "bar-track";
+    const track = element("span", "bar-track");
     track.setAttribute("aria-hidden", "true");
-    const fill = document.createElement("span");
-    fill.className = "bar-fill";
+    const fill = element("span", "bar-fill");
     fill.style.width = Math.max(0, Math.min(1, probability)) * 100 + "%";
     track.append(fill);
     const threshold = thresholds[genre];
     if (typeof threshold === "number") {
-      const mark = document.createElement("span");
-      mark.className = "bar-threshold";
+      const mark = element("span", "bar-threshold");
       mark.style.left = Math.max(0, Math.min(1, threshold)) * 100 + "%";
       track.append(mark);
     }
 
-    const value = document.createElement("span");
-    value.className = "bar-value";
-    value.textContent = percent(probability);
+    const value = element("span", "bar-value", percent(probability));
 
     item.append(label, track, value);
     if (predicted) {
-      const hidden = document.createElement("span");
-      hidden.className = "visually-hidden";
-      hidden.textContent = ", predicted";
+      const hidden = element("span", "visually-hidden", ", predicted");
       item.append(hidden);
     }
     return item;
@@ -214,36 +212,26 @@
 
   function termItem(genre, term) {
     const up = term.weight >= 0;
-    const item = document.createElement("li");
-    item.className = "term " + (up ? "up" : "down");
+    const item = element("li", "term " + (up ? "up" : "down"));
     item.dataset.term = term.term;
     item.dataset.weight = String(term.weight);
     item.dataset.field = term.field || "";
 
-    const sign = document.createElement("span");
-    sign.className = "term-sign";
+    const sign = element("span", "term-sign", up ? "▲" : "▼");
     sign.setAttribute("aria-hidden", "true");
-    sign.textContent = up ? "▲" : "▼";
-    const word = document.createElement("span");
-    word.className = "term-word";
-    word.textContent = term.term;
-    const weight = document.createElement("span");
-    weight.className = "term-weight";
+    const word = element("span", "term-word", term.term);
+    const weight = element("span", "term-weight", (up ? "+" : "−") + weightText(term.weight));
     weight.setAttribute("aria-hidden", "true");
-    weight.textContent = (up ? "+" : "−") + weightText(term.weight);
     // What a screen reader says: "outlaw, pushed Western up by 1.40".
-    const spoken = document.createElement("span");
-    spoken.className = "visually-hidden";
+    const spoken = element("span", "visually-hidden");
     const elsewhere = term.field && term.field !== "plot";
     spoken.textContent = (elsewhere ? ` (the ${term.field})` : "") +
       `, pushed ${genre} ${up ? "up" : "down"} by ${weightText(term.weight)}`;
 
     item.append(sign, word);
     if (elsewhere) {
-      const where = document.createElement("span");
-      where.className = "term-field";
+      const where = element("span", "term-field", term.field);
       where.setAttribute("aria-hidden", "true");
-      where.textContent = term.field;
       item.append(where);
     }
     item.append(weight, spoken);
@@ -251,21 +239,15 @@
   }
 
   function termList(genre, terms, up) {
-    const row = document.createElement("div");
-    row.className = "term-row";
-    const label = document.createElement("span");
-    label.className = "term-row-label";
+    const row = element("div", "term-row");
+    const label = element("span", "term-row-label", up ? "Up" : "Down");
     label.setAttribute("aria-hidden", "true");
-    label.textContent = up ? "Up" : "Down";
-    const list = document.createElement("ul");
-    list.className = "terms";
+    const list = element("ul", "terms");
     list.setAttribute("aria-label", `Words that pushed ${genre} ${up ? "up" : "down"}`);
     const chosen = terms.filter((t) => (t.weight >= 0) === up);
     list.append(...chosen.map((t) => termItem(genre, t)));
     if (!chosen.length) {
-      const none = document.createElement("li");
-      none.className = "term-none";
-      none.textContent = "none";
+      const none = element("li", "term-none", "none");
       list.append(none);
     }
     row.append(label, list);
@@ -273,31 +255,24 @@
   }
 
   function reasonCard(entry, probability, index) {
-    const card = document.createElement("li");
-    card.className = "reason";
+    const card = element("li", "reason");
     card.dataset.genre = entry.genre;
 
-    const head = document.createElement("label");
-    head.className = "reason-head";
+    const head = element("label", "reason-head");
     const pick = document.createElement("input");
     pick.type = "radio";
     pick.name = "highlight-genre";
     pick.value = entry.genre;
     pick.checked = index === 0;
     pick.addEventListener("change", () => highlightFor(entry.genre));
-    const name = document.createElement("span");
-    name.className = "reason-genre";
-    name.textContent = entry.genre;
-    const value = document.createElement("span");
-    value.className = "reason-probability";
-    value.textContent = percent(probability);
+    const name = element("span", "reason-genre", entry.genre);
+    const value = element("span", "reason-probability", percent(probability));
     head.append(pick, name, " ", value);
 
     const terms = Array.isArray(entry.terms) ? entry.terms : [];
     card.append(head, termList(entry.genre, terms, true), termList(entry.genre, terms, false));
     if (typeof entry.embedding === "number") {
-      const note = document.createElement("p");
-      note.className = "reason-note";
+      const note = element("p", "reason-note");
       note.textContent = `The plot's overall meaning (its embedding) moved it by ` +
         `${entry.embedding >= 0 ? "+" : "−"}${weightText(entry.embedding)}.`;
       card.append(note);
@@ -337,8 +312,7 @@
     let last = 0;
     for (const { start, end, term } of marks) {
       if (start > last) nodes.push(text.slice(last, start));
-      const mark = document.createElement("mark");
-      mark.className = "hl " + (term.weight >= 0 ? "up" : "down");
+      const mark = element("mark", "hl " + (term.weight >= 0 ? "up" : "down"));
       mark.dataset.term = term.term;
       mark.dataset.weight = String(term.weight);
       mark.textContent = text.slice(start, end);
@@ -361,9 +335,7 @@
     highlightText(sentPlot, shown.plot, terms.filter((t) => t.field === "plot"));
     sentTitle.hidden = !shown.title;
     if (shown.title) {
-      const label = document.createElement("span");
-      label.className = "sent-label";
-      label.textContent = "Title: ";
+      const label = element("span", "sent-label", "Title: ");
       const text = document.createElement("span");
       highlightText(text, shown.title, terms.filter((t) => t.field === "title"));
       sentTitle.replaceChildren(label, text);
