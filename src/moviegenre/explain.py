@@ -348,12 +348,13 @@ def explain_items(
     top_genres: int = EXPLAIN_TOP,
     top_terms: int = EXPLAIN_TERMS,
     proba: np.ndarray | None = None,
+    max_plot_chars: int | None = None,
 ) -> list[list[dict[str, Any]]]:
     """Per item, the explanation of ``model``'s ``top_genres`` most probable genres, each with
     its ``top_terms`` strongest terms (JSON-serialisable; the shape is the module's docstring's).
 
     ``items`` are what :meth:`~moviegenre.predict.GenreModel.predict_proba` takes; ``proba``
-    its answer for them, where the caller already has it. Raises :class:`NotExplainable` for a
+    its answer for them, where the caller already has it; ``max_plot_chars`` as there. Raises :class:`NotExplainable` for a
     model without a linear part and :class:`~moviegenre.errors.UsageError` for a bad count.
     """
     genres = len(model.genres)
@@ -361,11 +362,11 @@ def explain_items(
         raise UsageError(f"top_genres must be between 1 and {genres}, not {top_genres}")
     if top_terms < 0:
         raise UsageError(f"top_terms must be at least 0, not {top_terms}")
-    frame = to_frame(items)
+    frame = to_frame(items, max_plot_chars)
     part, hybrid = linear_part_of(model)
     rows = part.contributions(frame)
     if proba is None:
-        proba = model.predict_proba(frame)
+        proba = model.predict_proba(frame, max_plot_chars=max_plot_chars)
     explanations = []
     for row, blend, probabilities in zip(rows, _blends(hybrid, frame, rows, genres), proba, strict=True):
         order = np.argsort(-probabilities, kind="stable")[:top_genres]

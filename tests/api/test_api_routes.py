@@ -522,3 +522,16 @@ def test_the_first_explanation_loads_the_pipeline_without_stalling_other_request
             response = first.result(timeout=30)
         assert response.status_code == 200, response.text
         assert len(response.json()["explanation"]) == 3
+
+
+def test_explanations_follow_the_servers_plot_limit_not_the_environments(small_model):
+    # A server configured for longer plots than MOVIEGENRE_MAX_PLOT_CHARS' default explains them too.
+    plot = (E1_PLOT + " ") * (25_000 // len(E1_PLOT) + 1)
+    settings = Settings(model="unused", api_key=None, max_plot_chars=30_000)
+    with TestClient(create_app(small_model, settings)) as long_plots:
+        got = long_plots.post("/v1/predict", json={"items": [{"id": "1", "plot": plot[:25_000]}], "explain": True})
+        assert got.status_code == 200, got.text
+        assert got.json()["predictions"][0]["explanation"]
+        got = long_plots.get("/inference", params={"plot": plot[:25_000], "explain": "true"})
+        assert got.status_code == 200, got.text
+        assert got.json()["explanation"]

@@ -42,7 +42,7 @@ def _classify(model: GenreModel, plot: str, max_chars: int) -> dict[str, dict[st
 
 def _classify_and_explain(model: GenreModel, plot: str, max_chars: int, top: int) -> dict[str, Any]:
     proba = model.predict_proba([plot], max_plot_chars=max_chars)
-    explanation = explain_items(model, [plot], top_genres=top, proba=proba)[0]
+    explanation = explain_items(model, [plot], top_genres=top, proba=proba, max_plot_chars=max_chars)[0]
     return {"clasification": as_probability_record(proba[0]), "explanation": explanation}
 
 

@@ -30,7 +30,9 @@ def _predict(model: GenreModel, items: list[dict[str, Any]], request: PredictReq
         for item, row, labels in zip(request.items, proba, model.label_sets(proba), strict=True)
     ]
     if request.explain:
-        explanations = explain_items(model, items, top_genres=request.explain_top, proba=proba)
+        explanations = explain_items(
+            model, items, top_genres=request.explain_top, proba=proba, max_plot_chars=max_chars
+        )
         for prediction, explanation in zip(predictions, explanations, strict=True):
             prediction["explanation"] = explanation
     return {"model": {"id": model.id, "kind": model.kind}, "predictions": predictions}
