@@ -354,8 +354,9 @@ def explain_items(
     its ``top_terms`` strongest terms (JSON-serialisable; the shape is the module's docstring's).
 
     ``items`` are what :meth:`~moviegenre.predict.GenreModel.predict_proba` takes; ``proba``
-    its answer for them, where the caller already has it; ``max_plot_chars`` as there. Raises :class:`NotExplainable` for a
-    model without a linear part and :class:`~moviegenre.errors.UsageError` for a bad count.
+    its answer for them, where the caller already has it; ``max_plot_chars`` as there. Raises
+    :class:`NotExplainable` for a model without a linear part and
+    :class:`~moviegenre.errors.UsageError` for a bad count.
     """
     genres = len(model.genres)
     if not 1 <= top_genres <= genres:
