@@ -5,7 +5,7 @@ What is run, in README order, by bash in one temporary working directory:
 - every command of a fenced ``console`` block: a line starting with ``$ `` is a command (a
   trailing `` \\`` continues it on the next line); the lines after it, up to the next ``$ `` line
   or the end of the block, are its output as shown to the reader;
-- every ``python`` block whose first line contains ``# runs in tests``, in a fresh interpreter.
+- every ``python`` block, in a fresh interpreter.
 
 Other blocks (``bash``, ``text``, ...) are never run: installation, deployment, clusters.
 
@@ -62,7 +62,6 @@ from moviegenre.cli import app
 README = REPO / "README.md"
 NO_OUTPUT_CHECK = "no-output-check"
 MARKERS = {NO_OUTPUT_CHECK}
-RUNS_IN_TESTS = "# runs in tests"
 #: The address the README's API examples use; rewritten to the test server's.
 README_SERVER = re.compile(r"(?:127\.0\.0\.1|localhost):8000\b")
 DEFAULT_SERVED_MODEL = "models/linear"
@@ -99,8 +98,7 @@ class Block:
 
     @property
     def runs(self) -> bool:
-        first = self.body.split("\n", 1)[0]
-        return self.lang == "console" or (self.lang == "python" and RUNS_IN_TESTS in first)
+        return self.lang in ("console", "python")
 
     @property
     def checks_output(self) -> bool:
@@ -540,12 +538,11 @@ $ moviegenre --help
 ```
 
 ```python
-# runs in tests
 print(1)
 ```
 
-```python
-print("not run")
+```text
+not run
 ```
 
 - In a list:
@@ -564,10 +561,10 @@ def test_parse_blocks_finds_languages_lines_and_markers():
         ("console", 7, True, True),
         ("console", 20, True, False),
         ("python", 24, True, True),
-        ("python", 29, False, True),
-        ("console", 35, True, True),
+        ("text", 28, False, True),
+        ("console", 34, True, True),
     ]
-    assert blocks[-1].commands == (Command("echo hi", "hi", 36),)
+    assert blocks[-1].commands == (Command("echo hi", "hi", 35),)
 
 
 def test_parse_console_joins_continuations_and_splits_outputs():
@@ -674,7 +671,6 @@ $ false
 ```
 
 ```python
-# runs in tests
 open("made-by-python.txt", "w").write("hello")
 ```
 
@@ -685,7 +681,6 @@ not what it prints
 ```
 
 ```python
-# runs in tests
 raise SystemExit(3)
 ```
 """
