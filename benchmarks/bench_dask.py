@@ -12,9 +12,9 @@ to a temporary Parquet file that every engine reads. For each engine it reports:
 Every Dask output is checked byte for byte against the local engine's. Prints a Markdown table
 and writes JSON to ``benchmarks/results/dask.json``.
 
-    moviegenre train --data /work/shared/data/dataTraining-dev.zip --cv 0 --out /tmp/bench-model
-    python benchmarks/bench_dask.py --model /tmp/bench-model               # 200,000 plots
-    python benchmarks/bench_dask.py --model /tmp/bench-model --rows 5000   # CI smoke run
+    moviegenre train --data dataTraining.zip --cv 0 --out models/bench
+    python benchmarks/bench_dask.py --model models/bench               # 200,000 plots
+    python benchmarks/bench_dask.py --model models/bench --rows 5000   # CI smoke run
 """
 
 from __future__ import annotations
