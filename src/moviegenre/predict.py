@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import uuid
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from .calibration import Calibration
+from .examples import EXAMPLE_PLOTS
 from .genres import GENRES, PROBABILITY_KEYS
 from .items import Item, to_columns
 
@@ -25,6 +27,10 @@ if TYPE_CHECKING:  # pandas is imported only where a DataFrame is built: a light
     import pandas as pd
 
 logger = logging.getLogger(__name__)
+
+#: What :meth:`GenreModel.warm` scores: the original README's second example, with a title and
+#: a year, so that every column a model reads is exercised.
+WARM_ITEM: dict[str, Any] = {"plot": EXAMPLE_PLOTS["E2"], "title": "Midnight Express", "year": 1978}
 
 
 class Scorer(Protocol):
@@ -144,6 +150,20 @@ class GenreModel:
         """
         proba = self.scorer.predict_proba(*to_columns(items, max_plot_chars))
         return self.calibration.apply(proba) if calibrated else proba
+
+    def warm(self) -> None:
+        """Score an example item the way a request is scored, so that whatever the model loads
+        or builds on first use (a deferred scorer, a sentence encoder and its runtime, caches,
+        first-call allocations) is done now rather than in the first request.
+
+        The example's plot ends with a marker new to each call, so that no cache of embeddings
+        in front of an encoder can answer it without running the encoder. Raises what scoring
+        raises: a model that cannot score here (an encoder that cannot be loaded, a module that
+        is not installed) fails now, not on its first request. A deferred pipeline is left
+        deferred: scoring does not need it (explanations do, and load it on first use).
+        """
+        item = {**WARM_ITEM, "plot": f"{WARM_ITEM['plot']} ({uuid.uuid4().hex})"}
+        self.label_sets(self.predict_proba([item]))
 
     def label_sets(self, proba: np.ndarray) -> list[list[str]]:
         """Genres whose probability reaches their tuned threshold, most probable first.

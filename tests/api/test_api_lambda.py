@@ -8,9 +8,11 @@ import importlib
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -236,8 +238,45 @@ def test_template_declares_the_image_function_and_its_events():
     assert all(e["Type"] == "Api" for e in function["Events"].values())
 
 
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    """deploy/aws/Dockerfile as (instruction, arguments), continuation lines joined."""
+    text = re.sub(r"\\\n\s*", " ", (DEPLOY / "Dockerfile").read_text())
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1]) for line in lines]
+
+
+def package_extras() -> set[str]:
+    pyproject = tomllib.loads((DEPLOY.parents[1] / "pyproject.toml").read_text())
+    return set(pyproject["project"]["optional-dependencies"])
+
+
 def test_dockerfile_uses_the_lambda_base_image_and_handler():
-    dockerfile = (DEPLOY / "Dockerfile").read_text()
-    assert "FROM public.ecr.aws/lambda/python:3.11" in dockerfile
-    assert '[lambda]"' in dockerfile
-    assert 'CMD ["moviegenre.lambda_handler.handler"]' in dockerfile
+    instructions = dockerfile_instructions()
+    assert instructions[0] == ("FROM", "public.ecr.aws/lambda/python:3.11")
+    assert instructions[-1] == ("CMD", '["moviegenre.lambda_handler.handler"]')
+
+
+def test_dockerfile_installs_the_extras_it_is_given_and_checks_by_predicting():
+    instructions = dockerfile_instructions()
+
+    def position(instruction: str, pattern: str) -> int:
+        found = [i for i, (name, args) in enumerate(instructions) if name == instruction and re.search(pattern, args)]
+        assert len(found) == 1, (instruction, pattern, instructions)
+        return found[0]
+
+    extras_arg = position("ARG", r"^EXTRAS=")
+    assert instructions[extras_arg][1] == "EXTRAS=lambda"  # the default serves linear and seed models
+    install = position("RUN", r"pip install .*/tmp/moviegenre\[\$\{EXTRAS\}\]")
+    model_copy = position("COPY", r"^\$\{MODEL_DIR\} /opt/moviegenre/model$")
+    model_env = position("ENV", r"MOVIEGENRE_MODEL=/opt/moviegenre/model")
+    check = position("RUN", r"^python -m moviegenre\.lambda_handler --check( |$)")
+    assert extras_arg < install < model_copy < check and model_env < check
+
+
+def test_the_extras_the_deploy_guide_names_exist():
+    guide = (DEPLOY / "README.md").read_text()
+    named = re.findall(r"EXTRAS=([\w,-]+)", guide)
+    assert named, "deploy/aws/README.md shows no EXTRAS build argument"
+    extras = package_extras()
+    for value in named:
+        assert set(value.split(",")) <= extras, (value, extras)

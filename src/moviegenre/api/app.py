@@ -56,10 +56,16 @@ def max_url_bytes(settings: Settings) -> int:
 def create_app(model: GenreModel | None = None, settings: Settings | None = None, *, load_now: bool = False) -> FastAPI:
     """Build the API around ``model``, or around the model at ``settings.model``.
 
-    Without ``model``, the model directory is loaded once at startup (the ASGI lifespan), or
-    right here with ``load_now=True`` (for AWS Lambda, where Mangum runs without lifespan). A
-    model that fails to load does not stop the app: ``/readyz`` answers 503 with the reason
-    and the prediction routes answer 503, so a supervisor sees "not ready", not a crash loop.
+    Without ``model``, the model directory is loaded and warmed (it scores an example, see
+    :meth:`~moviegenre.predict.GenreModel.warm`) once at startup, in the ASGI lifespan, or
+    right here with ``load_now=True`` (for AWS Lambda, where Mangum runs without lifespan).
+    The server accepts connections only once the lifespan has finished, so ``/readyz``'s
+    first 200 comes after the encoder and everything else a first prediction loads; with
+    several workers sharing one socket, only the workers that are ready take requests. A
+    model that fails to load or to score its example does not stop the app: ``/readyz``
+    answers 503 with the reason and the prediction routes answer 503, so a supervisor sees
+    "not ready", not a crash loop. A ``model`` passed in is served as it is (warm it first if
+    its first request must be fast).
     """
     settings = settings or get_settings()
     state = ModelState(source=settings.model, model=model)

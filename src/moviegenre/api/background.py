@@ -65,6 +65,7 @@ def serve_in_background(
     timeout_s: float = 180,
     log: Path | None = None,
     cwd: Path | str | None = None,
+    port: int | None = None,
 ) -> Iterator[BackgroundServer]:
     """Run ``python -m moviegenre serve --model MODEL`` on a free port until ``ready_path``
     answers ``ready_status``; yield it, then stop it (terminate, then kill).
@@ -90,6 +91,9 @@ def serve_in_background(
         removed on exit.
     cwd : path, optional
         The server's working directory.
+    port : int, optional
+        The loopback port to listen on (for a caller that must know it before the server
+        answers); by default a free one.
 
     Raises
     ------
@@ -98,7 +102,7 @@ def serve_in_background(
     """
     with tempfile.TemporaryDirectory(prefix="moviegenre-serve-") as scratch:
         log = Path(log) if log is not None else Path(scratch) / "serve.log"
-        port = free_port()
+        port = free_port() if port is None else port
         command = [sys.executable, "-m", "moviegenre", "serve", "--host", HOST, "--port", str(port), *args]
         if model is not None:
             command += ["--model", str(model)]

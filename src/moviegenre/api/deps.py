@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -26,7 +27,13 @@ T = TypeVar("T")
 
 @dataclass
 class ModelState:
-    """The process's model: loaded once; if loading fails, the reason is kept for ``/readyz``."""
+    """The process's model: loaded and warmed once; if either fails, the reason is kept for
+    ``/readyz``.
+
+    :attr:`model` is set only once the model has scored an example (:meth:`GenreModel.warm
+    <moviegenre.predict.GenreModel.warm>`), so the first request after ``/readyz`` says ready
+    finds its encoder loaded and answers as fast as the rest.
+    """
 
     source: Path | None
     model: GenreModel | None = None
@@ -36,13 +43,25 @@ class ModelState:
         if self.source is None:
             self.error = "no model directory configured (set MOVIEGENRE_MODEL)"
             return
+        started = time.perf_counter()
         try:
-            self.model = load_model(self.source)
+            model = load_model(self.source)
         except Exception as exc:  # noqa: BLE001 - the server stays up and reports not-ready
-            self.error = f"the model could not be loaded: {exc}"
-            logger.error("%s", self.error, exc_info=not isinstance(exc, MovieGenreError))
-        else:
-            logger.info("loaded model %s (%s) from %s", self.model.id, self.model.kind, self.source)
+            self._failed(f"the model could not be loaded: {exc}", exc)
+            return
+        loaded = time.perf_counter()
+        logger.info("loaded model %s (%s) from %s in %.2f s", model.id, model.kind, self.source, loaded - started)
+        try:
+            model.warm()
+        except Exception as exc:  # noqa: BLE001 - as above
+            self._failed(f"the model was loaded but could not score an example: {exc}", exc)
+            return
+        logger.info("warmed model %s in %.2f s: ready", model.id, time.perf_counter() - loaded)
+        self.model = model
+
+    def _failed(self, reason: str, exc: Exception) -> None:
+        self.error = reason
+        logger.error("%s", reason, exc_info=not isinstance(exc, MovieGenreError))
 
     def not_ready_reason(self) -> str:
         return self.error or "the model is still loading; retry in a moment"

@@ -21,7 +21,7 @@ async def healthz():
     "/readyz",
     response_model=ReadyResponse,
     responses=error_responses(503),
-    summary="200 once the model is loaded; 503 while loading or if loading failed",
+    summary="200 once the model is loaded and warmed; 503 while loading or if loading failed",
 )
 async def readyz(request: Request):
     state = request.app.state.model_state
