@@ -16,7 +16,8 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from moviegenre.batch import LocalEngine, expand_inputs, score_files
+from moviegenre.batch import LocalEngine, score_files
+from moviegenre.batch_input import expand_inputs
 from moviegenre.batch_output import SUCCESS_MARKER
 from moviegenre.cli import app
 from moviegenre.errors import DataError, UsageError
@@ -69,8 +70,10 @@ def test_a_glob_scores_into_a_parquet_directory_of_parts_in_input_order(small_mo
     summary = score_files(LocalEngine(small_model), [str(inputs / "*.csv")], out, partition_rows=2)
 
     assert (summary.input_rows, summary.scored, summary.rejected) == (10, 9, 1)
-    assert (summary.format, summary.partitions, summary.engine, summary.workers) == ("parquet", 5, "local", 1)
-    assert sorted(p.name for p in out.iterdir()) == [SUCCESS_MARKER, *(f"part-{i:06d}.parquet" for i in range(5))]
+    # One piece (and one part) per CSV file, scored two plots at a time.
+    assert (summary.format, summary.partitions, summary.engine, summary.workers) == ("parquet", 2, "local", 1)
+    assert sorted(p.name for p in out.iterdir()) == [SUCCESS_MARKER, "part-000000.parquet", "part-000001.parquet"]
+    assert [len(pd.read_parquet(out / f"part-00000{i}.parquet")) for i in range(2)] == [5, 4]
     scores = pd.read_parquet(out)
     assert list(scores.columns) == ["ID", *PROBABILITY_KEYS]
     assert pd.api.types.is_string_dtype(scores["ID"])
@@ -98,11 +101,13 @@ def test_a_csv_file_and_a_parquet_directory_hold_the_same_scores(small_model, in
                                   check_exact=True, check_index_type=False)  # fmt: skip
 
 
-def test_parquet_ids_stay_text_when_the_input_has_numeric_ids(small_model, tmp_path):
+def test_integer_parquet_ids_stay_integers_in_a_parquet_output(small_model, tmp_path):
+    # Once an ArrowTypeError traceback ("Expected a string or bytes dtype, got int64").
     source = tmp_path / "movies.parquet"
     pd.DataFrame({"id": [7, 9], "plot": ["a cowboy and an outlaw .", "a ghost haunts a house ."]}).to_parquet(source)
     summary = score_files(LocalEngine(small_model), [source], tmp_path / "out")
-    assert pd.read_parquet(summary.output)["ID"].tolist() == ["7", "9"]
+    ids = pd.read_parquet(summary.output)["ID"]
+    assert ids.tolist() == [7, 9] and ids.dtype == "int64"
 
 
 @pytest.mark.parametrize("out_name", ["scores.csv", "scores.parquet"])
@@ -110,7 +115,7 @@ def test_all_rows_rejected_still_makes_a_valid_empty_output(small_model, tmp_pat
     source = tmp_path / "blank.csv"
     source.write_text("ID,plot\nx1,\nx2,...\n", encoding="utf-8")
     summary = score_files(LocalEngine(small_model), [source], tmp_path / out_name)
-    assert (summary.scored, summary.rejected, summary.partitions) == (0, 2, 0)
+    assert (summary.input_rows, summary.scored, summary.rejected, summary.partitions) == (2, 0, 2, 1)
     if summary.format == "csv":
         assert summary.output.read_text(encoding="utf-8") == ",".join(["ID", *PROBABILITY_KEYS]) + "\n"
     else:
@@ -128,19 +133,19 @@ def test_a_finished_parquet_output_and_stale_rejects_are_replaced_on_rerun(small
 
     summary = score_files(LocalEngine(small_model), [inputs / "a.csv"] * 2, out, partition_rows=3)
 
-    assert sorted(p.name for p in out.iterdir()) == [SUCCESS_MARKER, *(f"part-00000{i}.parquet" for i in range(4))]
+    assert sorted(p.name for p in out.iterdir()) == [SUCCESS_MARKER, "part-000000.parquet", "part-000001.parquet"]
     assert len(pd.read_parquet(out)) == summary.scored == 2 * 5
     assert summary.rejects is None and not stale.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "scores"]
 
 
-def test_files_are_read_one_at_a_time_as_their_scores_are_written(small_model, inputs, tmp_path):
+def test_progress_counts_pieces_as_they_finish(small_model, inputs, tmp_path):
     messages: list[str] = []
-    score_files(LocalEngine(small_model), [inputs / "a.csv", inputs / "b.csv"], tmp_path / "o.csv",
-                partition_rows=2, progress=messages.append)  # fmt: skip
-    reading_b = messages.index(f"reading {inputs / 'b.csv'} (file 2 of 2)")
-    assert messages[reading_b - 1] == "scored 5 of 5 plots read (file 1 of 2)"
-    assert messages[-2:] == ["scored 9 of 9 plots read (file 2 of 2)", f"moving {tmp_path / 'o.csv'} into place"]
+    counts: list[tuple[int, int]] = []
+    score_files(LocalEngine(small_model), [inputs / "a.csv", inputs / "b.csv", inputs / "a.csv"],
+                tmp_path / "o.csv", progress=messages.append, advance=lambda *c: counts.append(c))  # fmt: skip
+    assert counts == [(0, 3), (1, 3), (2, 3), (3, 3)]
+    assert messages[-2:] == ["scoring 3 pieces of 3 files", f"moving {tmp_path / 'o.csv'} into place"]
 
 
 class NeverStarted:
@@ -154,7 +159,7 @@ class NeverStarted:
     def __exit__(self, *exc_info):
         return None
 
-    def score(self, partitions):
+    def run(self, job, pieces):
         raise AssertionError("unreachable")
 
 
@@ -190,7 +195,7 @@ def test_expand_inputs_keeps_explicit_order_and_sorts_glob_matches(tmp_path):
     for name in ["b.csv", "a.csv", "c.txt"]:
         (tmp_path / name).write_text("ID,plot\n1,x\n", encoding="utf-8")
     paths = expand_inputs([tmp_path / "c.txt", str(tmp_path / "*.csv")])
-    assert [p.name for p in paths] == ["c.txt", "a.csv", "b.csv"]
+    assert paths == [str(tmp_path / name) for name in ["c.txt", "a.csv", "b.csv"]]
 
 
 def test_the_cli_local_engine_takes_a_glob_and_writes_parquet(small_model, small_model_dir, inputs, tmp_path):
@@ -204,3 +209,36 @@ def test_the_cli_local_engine_takes_a_glob_and_writes_parquet(small_model, small
         "engine": "local", "workers": 1,
     }  # fmt: skip
     assert np.allclose(read_parquet_scores(out).to_numpy(), expected_scores(small_model, MOVIES_A, MOVIES_B))
+
+
+def test_a_dataset_directory_is_its_data_files_in_name_order(small_model, tmp_path):
+    # As Spark and Dask write a Parquet dataset: part files, a _SUCCESS marker, hidden files.
+    dataset = tmp_path / "catalogue.parquet"
+    (dataset / "year=2001").mkdir(parents=True)
+    for name, ids in [("part-1.parquet", ["c", "d"]), ("year=2001/part-0.parquet", ["e"]), ("part-0.parquet", ["a"])]:
+        pd.DataFrame({"ID": ids, "plot": ["a cowboy rides into a frontier town ."] * len(ids)}).to_parquet(
+            dataset / name, index=False
+        )
+    (dataset / SUCCESS_MARKER).write_text("", encoding="utf-8")
+    (dataset / ".part-2.parquet.crc").write_text("not data", encoding="utf-8")
+    summary = score_files(LocalEngine(small_model), [dataset], tmp_path / "scores.csv")
+    assert pd.read_csv(summary.output, dtype=str)["ID"].tolist() == ["a", "c", "d", "e"]
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="empty is a directory with no data files in it"):
+        score_files(LocalEngine(small_model), [dataset, tmp_path / "empty"], tmp_path / "o.csv")
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_the_cli_shows_a_progress_bar_over_pieces_on_a_terminal(small_model_dir, inputs, tmp_path, monkeypatch, quiet):
+    from rich.console import Console
+
+    from moviegenre import cli
+
+    terminal = io.StringIO()
+    monkeypatch.setattr(cli, "err", Console(file=terminal, force_terminal=True, width=120))
+    args = ["score", "--model", str(small_model_dir), str(inputs / "*.csv"), "-o", str(tmp_path / "o.csv")]
+    result = CliRunner().invoke(app, args + ["--quiet"] * quiet)
+    assert result.exit_code == 0, result.output
+    shown = re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", terminal.getvalue())  # without the terminal's codes
+    assert ("2/2 pieces" in shown) is not quiet
+    assert json.loads(result.stdout)["partitions"] == 2

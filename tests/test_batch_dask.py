@@ -2,7 +2,8 @@
 
 What does not depend on the engine (globs, output formats, rejects, refusals) is tested with
 the local engine in ``test_batch.py``; here, that the Dask engine gives the same output and
-what only it does: ship the model to the workers, connect, start a cluster, survive a kill.
+what only it does: workers that read and write the data themselves, the model shipped to each
+worker once, connecting, starting a cluster, surviving a killed worker or a killed client.
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ import sys
 import time
 from pathlib import Path
 
+import dask
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from moviegenre import batch_input
 from moviegenre.batch import LocalEngine, score_files
 from moviegenre.batch_output import SUCCESS_MARKER
 from moviegenre.cli import app
@@ -31,83 +34,99 @@ distributed = pytest.importorskip("distributed")  # the optional dask extra
 
 from moviegenre.batch_dask import DaskEngine  # noqa: E402
 
-#: Small partitions so the 3,383-plot testing file spans several tasks on both workers.
-PARTITION_ROWS = 500
+#: Plots per Parquet row group in the test inputs, and the pieces they make.
+ROW_GROUP = 250
+
+
+def _local_cluster(workers: int = 2):
+    return distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                    dashboard_address=":0", silence_logs=logging.ERROR)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
 def cluster():
     """Two single-threaded worker processes, shared by the module's tests."""
-    with distributed.LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        processes=True,
-        dashboard_address=":0",
-        silence_logs=logging.ERROR,
-    ) as local_cluster:
+    with _local_cluster() as local_cluster:
         yield local_cluster.scheduler_address
 
 
-@pytest.fixture(scope="module")
-def local_csv(tmp_path_factory, small_model, testing_zip) -> Path:
-    """The local engine's output on the real testing file: the reference."""
-    out = tmp_path_factory.mktemp("local") / "scores.csv"
-    score_files(LocalEngine(small_model), [testing_zip], out)
-    return out
+@pytest.fixture(autouse=True)
+def small_pieces(monkeypatch):
+    """Every row group its own piece, so small inputs still make many tasks."""
+    monkeypatch.setattr(batch_input, "PIECE_ROWS", ROW_GROUP)
 
 
 @pytest.fixture(scope="module")
-def split_testing_file(tmp_path_factory, testing_zip) -> Path:
-    """The testing file cut into three CSV parts, in order: part-1, part-2, part-3."""
+def parquet_parts(tmp_path_factory, testing_zip) -> Path:
+    """The testing file as three Parquet files of 250-row row groups, with integer IDs and three
+    empty plots: part-1 (1,200 plots), part-2 (1,200), part-3 (983)."""
     folder = tmp_path_factory.mktemp("parts")
-    frame = read_table(testing_zip)
+    frame = read_table(testing_zip).reset_index()
+    frame[frame.columns[0]] = frame[frame.columns[0]].astype("int64")
+    frame.loc[[5, 1500, 3000], "plot"] = ""
     for number, start in enumerate(range(0, len(frame), 1200), start=1):
-        frame.iloc[start : start + 1200].to_csv(folder / f"part-{number}.csv")
+        frame.iloc[start : start + 1200].to_parquet(folder / f"part-{number}.parquet", index=False,
+                                                    row_group_size=ROW_GROUP)  # fmt: skip
     return folder
 
 
-def _score(engine, inputs, out, **kwargs):
-    return score_files(engine, inputs, out, partition_rows=PARTITION_ROWS, **kwargs)
+@pytest.fixture(scope="module")
+def local_csv(tmp_path_factory, small_model, parquet_parts) -> Path:
+    """The local engine's output on the three Parquet parts: the reference."""
+    out = tmp_path_factory.mktemp("local") / "scores.csv"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(batch_input, "PIECE_ROWS", ROW_GROUP)
+        score_files(LocalEngine(small_model), [str(parquet_parts / "part-*.parquet")], out)
+    return out
 
 
 def _read_scores_csv(path: Path) -> pd.DataFrame:
-    return pd.read_csv(path, dtype={"ID": str}, index_col="ID")
+    return pd.read_csv(path, index_col="ID")
 
 
-def test_csv_output_is_byte_identical_to_the_local_engine(
-    cluster, small_model_dir, testing_zip, local_csv, tmp_path
+def test_workers_read_and_write_the_parts_and_the_output_is_the_local_engines(
+    cluster, small_model, small_model_dir, parquet_parts, local_csv, tmp_path, monkeypatch
 ):
-    messages: list[str] = []
-    out = tmp_path / "scores.csv"
+    def not_here(*args):
+        raise AssertionError("the client read or scored a piece: the workers must")
+
+    monkeypatch.setattr(batch_input, "read_piece", not_here)  # in this process only
+    counts: list[tuple[int, int]] = []
     engine = DaskEngine(small_model_dir, scheduler=cluster)
-    summary = _score(engine, [testing_zip], out, progress=messages.append)
-    assert out.read_bytes() == local_csv.read_bytes()
-    assert (summary.input_rows, summary.scored, summary.rejected) == (3383, 3383, 0)
-    assert (summary.engine, summary.format, summary.partitions, summary.workers) == ("dask", "csv", 7, 2)
-    # The model went to each worker once, not once per partition.
+    inputs = [str(parquet_parts / "part-*.parquet")]
+    summary = score_files(engine, inputs, tmp_path / "scores.csv", advance=lambda *c: counts.append(c))
+
+    assert (tmp_path / "scores.csv").read_bytes() == local_csv.read_bytes()
+    assert (summary.input_rows, summary.scored, summary.rejected) == (3383, 3380, 3)
+    assert (summary.engine, summary.format, summary.partitions, summary.workers) == ("dask", "csv", 14, 2)
+    assert counts[0] == (0, 14) and counts[-1] == (14, 14) and len(counts) == 15
+    # The model went to each worker once, not once per piece.
     assert 1 <= engine.model_loads <= summary.workers < summary.partitions
-    assert "scored 3,383 of 3,383 plots read (file 1 of 1)" in messages
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["scores.csv"]  # no temporary left
+    rejects = pd.read_csv(summary.rejects, dtype=str)
+    assert rejects[["ID", "row"]].to_dict("records") == [
+        {"ID": str(read_table_ids(parquet_parts, n)), "row": str(row)}
+        for n, row in [(1, 6), (2, 301), (3, 601)]
+    ]
+    assert list(rejects["source"]) == [str(parquet_parts / f"part-{n}.parquet") for n in (1, 2, 3)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scores.csv", "scores.rejects.csv"]
 
-
-def test_parquet_output_from_globbed_parts_is_the_local_engines(
-    cluster, small_model, small_model_dir, split_testing_file, local_csv, tmp_path
-):
-    inputs = [str(split_testing_file / "part-*.csv")]
-    local = _score(LocalEngine(small_model), inputs, tmp_path / "local.parquet")
-    summary = _score(DaskEngine(small_model_dir, scheduler=cluster), inputs, tmp_path / "scores.parquet")
-    assert (summary.format, summary.input_rows, summary.scored) == ("parquet", 3383, 3383)
-    assert summary.partitions == local.partitions == 8  # 3 + 3 + 2 partitions of 500 plots
-    parts = sorted(p.name for p in summary.output.iterdir())
-    assert parts == sorted(p.name for p in local.output.iterdir())
-    assert parts == [SUCCESS_MARKER, *(f"part-{i:06d}.parquet" for i in range(8))]
-    for name in parts[1:]:
-        pd.testing.assert_frame_equal(pd.read_parquet(summary.output / name),
+    parquet = score_files(DaskEngine(small_model_dir, scheduler=cluster), inputs, tmp_path / "scores.parquet")
+    local = score_files(LocalEngine(small_model), inputs, tmp_path / "local.parquet")
+    names = sorted(p.name for p in parquet.output.iterdir())
+    assert names == sorted(p.name for p in local.output.iterdir())
+    assert names == [SUCCESS_MARKER, *(f"part-{i:06d}.parquet" for i in range(14))]
+    for name in names[1:]:
+        pd.testing.assert_frame_equal(pd.read_parquet(parquet.output / name),
                                       pd.read_parquet(local.output / name), check_exact=True)
-    pd.testing.assert_frame_equal(pd.read_parquet(summary.output).set_index("ID"),
-                                  _read_scores_csv(local_csv), check_exact=True,
-                                  check_index_type=False)  # fmt: skip
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["local.parquet", "scores.parquet"]
+    scores = pd.read_parquet(parquet.output)
+    assert scores["ID"].dtype == "int64"  # the input's integer IDs, kept
+    pd.testing.assert_frame_equal(scores.set_index("ID"), _read_scores_csv(local_csv), check_exact=True)
+
+
+def read_table_ids(folder: Path, number: int) -> int:
+    """The ID of the empty plot in part-``number``."""
+    frame = pd.read_parquet(folder / f"part-{number}.parquet")
+    return int(frame.loc[frame["plot"] == "", frame.columns[0]].iloc[0])
 
 
 def test_rejects_are_the_local_engines(cluster, small_model, small_model_dir, tmp_path):
@@ -126,7 +145,7 @@ def test_rejects_are_the_local_engines(cluster, small_model, small_model_dir, tm
     score_files(LocalEngine(small_model), [source, second], local)
 
     out = tmp_path / "dask" / "out.csv"
-    summary = _score(DaskEngine(small_model_dir, scheduler=cluster), [source, second], out)
+    summary = score_files(DaskEngine(small_model_dir, scheduler=cluster), [source, second], out)
     assert (summary.input_rows, summary.scored, summary.rejected) == (6, 3, 3)
     assert summary.rejects == tmp_path / "dask" / "out.rejects.csv"
     rejects = pd.read_csv(summary.rejects, dtype=str)
@@ -137,18 +156,19 @@ def test_rejects_are_the_local_engines(cluster, small_model, small_model_dir, tm
 
 
 def test_cli_starts_a_local_cluster_and_matches_the_local_engine(
-    small_model, small_model_dir, split_testing_file, tmp_path
+    small_model, small_model_dir, parquet_parts, tmp_path
 ):
-    part = split_testing_file / "part-3.csv"
+    part = parquet_parts / "part-3.parquet"
     local = tmp_path / "local.csv"
     score_files(LocalEngine(small_model), [part], local)
     out = tmp_path / "scores.csv"
     result = CliRunner().invoke(app, ["score", "--model", str(small_model_dir), str(part),
                                       "-o", str(out), "--engine", "dask", "--workers", "2"])
     assert result.exit_code == 0, result.output
+    assert result.stderr == ""  # no progress bar off a terminal
     summary = json.loads(result.stdout)
     assert summary["engine"] == "dask" and summary["workers"] == 2
-    assert (summary["scored"], summary["rejected"], summary["format"]) == (983, 0, "csv")
+    assert (summary["scored"], summary["rejected"], summary["format"], summary["partitions"]) == (982, 1, "csv", 4)
     assert out.read_bytes() == local.read_bytes()
 
 
@@ -188,7 +208,7 @@ def test_workers_refuse_an_altered_model(cluster, small_model_dir, testing_zip, 
     with open(altered / "model.skops", "ab") as handle:
         handle.write(b"\0")
     with pytest.raises(ModelError, match="a Dask worker could not load the model: .*altered"):
-        _score(DaskEngine(altered, scheduler=cluster), [testing_zip], tmp_path / "out" / "o.csv")
+        score_files(DaskEngine(altered, scheduler=cluster), [testing_zip], tmp_path / "out" / "o.csv")
     assert not (tmp_path / "out" / "o.csv").exists()
 
 
@@ -200,28 +220,75 @@ def test_an_unreachable_scheduler_is_a_clear_error(small_model_dir, testing_zip,
 
 
 @pytest.fixture(scope="module")
-def big_csv(tmp_path_factory, testing_zip) -> Path:
-    """The testing file 20 times over (67,660 plots): long enough to kill a run midway."""
+def big_parquet(tmp_path_factory, testing_zip) -> Path:
+    """The testing file 10 times over (33,830 plots) in row groups of 2,000: long enough to
+    kill a run midway."""
     frame = read_table(testing_zip)
-    path = tmp_path_factory.mktemp("big") / "big.csv"
-    pd.concat([frame] * 20).to_csv(path)
+    path = tmp_path_factory.mktemp("big") / "big.parquet"
+    pd.concat([frame] * 10).reset_index().to_parquet(path, index=False, row_group_size=2000)
     return path
+
+
+def _kill_a_busy_worker(scheduler: str) -> int:
+    """SIGKILL the process of a worker that is scoring a piece; its pid."""
+    with distributed.Client(scheduler, timeout=10) as client:
+        processing = client.processing()
+        address = next((a for a, keys in processing.items() if keys), next(iter(processing)))
+        (pid,) = client.run(os.getpid, workers=[address]).values()
+    os.kill(pid, signal.SIGKILL)
+    return pid
+
+
+def test_a_worker_killed_midway_is_replaced_and_the_output_is_complete(
+    cluster, small_model_dir, parquet_parts, local_csv, tmp_path
+):
+    killed: list[int] = []
+
+    def kill_after_three(done: int, total: int) -> None:
+        if done == 3 and not killed:
+            killed.append(_kill_a_busy_worker(cluster))
+
+    out = tmp_path / "scores.csv"
+    summary = score_files(DaskEngine(small_model_dir, scheduler=cluster), [str(parquet_parts / "part-*.parquet")],
+                          out, advance=kill_after_three)  # fmt: skip
+    assert killed, "no worker was killed"
+    assert (summary.input_rows, summary.scored, summary.rejected) == (3383, 3380, 3)
+    assert out.read_bytes() == local_csv.read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scores.csv", "scores.rejects.csv"]
+
+
+def test_workers_that_keep_dying_give_a_clear_error_and_no_output(small_model_dir, parquet_parts, tmp_path):
+    out = tmp_path / "scores.parquet"
+    out.mkdir()
+    (out / SUCCESS_MARKER).write_text("", encoding="utf-8")  # a finished output from an earlier run
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}), _local_cluster() as one_strike:
+        def kill_after_two(done: int, total: int) -> None:
+            if done == 2:
+                _kill_a_busy_worker(one_strike.scheduler_address)
+
+        with pytest.raises(MovieGenreError, match=r"Dask workers kept dying while scoring .*out of memory"):
+            score_files(DaskEngine(small_model_dir, scheduler=one_strike.scheduler_address),
+                        [str(parquet_parts / "part-*.parquet")], out, advance=kill_after_two)  # fmt: skip
+    # The staging directory is removed; a task still running on the surviving worker may
+    # write a part into it after that, which leaves it behind, hidden and never finished.
+    assert [p.name for p in tmp_path.iterdir() if not p.name.startswith(".")] == ["scores.parquet"]
+    assert [p.name for p in out.iterdir()] == [SUCCESS_MARKER]  # the earlier output, kept
 
 
 @pytest.mark.parametrize(
     "out_name", ["scores.csv", pytest.param("scores.parquet", marks=pytest.mark.slow)]
 )
-def test_a_run_killed_midway_leaves_no_finished_looking_output(
-    cluster, small_model_dir, big_csv, tmp_path, out_name
+def test_a_client_killed_midway_leaves_no_finished_looking_output(
+    cluster, small_model_dir, big_parquet, tmp_path, out_name
 ):
     out_dir = tmp_path / "out"
     command = [sys.executable, "-c", "from moviegenre.cli import app; app()", "score",
-               "--model", str(small_model_dir), str(big_csv), "-o", str(out_dir / out_name),
+               "--model", str(small_model_dir), str(big_parquet), "-o", str(out_dir / out_name),
                "--engine", "dask", "--scheduler", cluster]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                start_new_session=True)
     try:
-        assert _wait_for_partial_output(out_dir, out_name, process), "the run never got going"
+        assert _wait_for_parts(out_dir, out_name, process), "the run never got going"
         assert process.poll() is None, "the run finished before it could be killed"
     finally:
         os.killpg(process.pid, signal.SIGKILL)
@@ -232,14 +299,12 @@ def test_a_run_killed_midway_leaves_no_finished_looking_output(
     assert not list(out_dir.rglob(SUCCESS_MARKER))
 
 
-def _wait_for_partial_output(out_dir: Path, out_name: str, process, timeout_s: float = 120):
-    """True once the hidden temporary output holds a few partitions' worth of rows."""
+def _wait_for_parts(out_dir: Path, out_name: str, process, timeout_s: float = 120):
+    """True once the hidden staging directory holds two finished parts."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and process.poll() is None:
-        for temporary in out_dir.glob(f".{out_name}.*.part"):
-            if temporary.is_file() and temporary.stat().st_size > 1_000_000:
-                return True
-            if temporary.is_dir() and len(list(temporary.glob("part-*.parquet"))) >= 3:
+        for staging in out_dir.glob(f".{out_name}.*.part"):
+            if len(list(staging.glob("part-*"))) >= 2:
                 return True
         time.sleep(0.05)
     return False

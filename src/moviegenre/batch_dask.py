@@ -1,17 +1,19 @@
-"""The Dask engine of batch scoring: partitions scored on a Dask cluster, in parallel.
+"""The Dask engine of batch scoring: pieces of the input read, scored and written on a Dask cluster.
 
-:func:`moviegenre.batch.score_files` reads the inputs and writes the outputs on the machine
-running the command; this engine only scores. It connects to a cluster (or starts a local one
-of worker processes), sends each partition to a worker as a task and hands the results back
-in input order, with no more than a few partitions per worker in flight, so memory stays
-bounded on every side however many files are scored.
+:func:`moviegenre.batch.score_files` plans the pieces and commits the output where the command
+runs; this engine sends each piece to a worker as a task, and the worker reads it from the
+input (a local path every worker can reach, or an fsspec URL such as ``s3://...``), checks it,
+scores it and writes its part of the output beside ``OUT`` (:func:`~moviegenre.batch.score_piece`).
+Only piece descriptions and row counts cross the network to and from this process, so its CPU
+and memory stay flat however large the input. A task whose worker dies is run again on
+another worker by the scheduler, and rewrites its whole part.
 
 The model travels to each worker once, as the model directory's files inside a worker plugin,
 and each worker loads it with :func:`~moviegenre.artifact.load_model`. Shipping the directory
 rather than a pickled model means every worker checks the checksum, the trusted types and that
-its own scikit-learn matches the one the model was made with, and needs no shared filesystem.
+its own scikit-learn matches the one the model was made with.
 
-    score_files(DaskEngine("models/default", workers=4), ["data/*.csv"], "scores.parquet")
+    score_files(DaskEngine("models/default", workers=4), ["data/*.parquet"], "scores.parquet")
 """
 
 from __future__ import annotations
@@ -20,20 +22,18 @@ import logging
 import shutil
 import tempfile
 import uuid
-from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 from typing import Self
 
-import pandas as pd
-
 from .artifact import load_model, read_metadata
-from .batch import Progress, probability_frame
+from .batch import Job, PieceResult, Progress, score_piece
+from .batch_input import Piece
 from .errors import MovieGenreError, UsageError
 
 try:
-    from distributed import Client, Future, KilledWorker, LocalCluster, WorkerPlugin, get_worker
+    from distributed import Client, Future, KilledWorker, LocalCluster, WorkerPlugin, as_completed, get_worker
 except ImportError as exc:  # the dask extra is optional
     raise MovieGenreError("the Dask engine needs Dask: pip install 'moviegenre[dask]'") from exc
 
@@ -66,10 +66,10 @@ class ModelPlugin(WorkerPlugin):
         self.model = None
 
 
-def score_partition(plugin_name: str, partition: pd.DataFrame) -> tuple[pd.DataFrame, str]:
-    """Runs on a worker: score ``partition`` with the model its plugin loaded."""
+def run_piece(plugin_name: str, job: Job, piece: Piece) -> tuple[PieceResult, str]:
+    """Runs on a worker: score ``piece`` with the model its plugin loaded."""
     plugin = get_worker().plugins[plugin_name]
-    return probability_frame(plugin.model, partition), plugin.load_id
+    return score_piece(plugin.model, job, piece), plugin.load_id
 
 
 class DaskEngine:
@@ -123,35 +123,33 @@ class DaskEngine:
         self._stack.close()
         self._client = None
 
-    def score(self, partitions: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    def run(self, job: Job, pieces: Sequence[Piece]) -> Iterator[PieceResult]:
         if self._client is None:
             raise UsageError("enter the DaskEngine (with DaskEngine(...) as engine:) before scoring")
-        max_in_flight = 2 * sum(self._client.nthreads().values()) + 2
-        in_flight: deque[Future] = deque()
+        # pure=False: a file given twice is scored twice. The scheduler balances the tasks and
+        # reruns those of a worker that died; the results are a few numbers each.
+        futures = self._client.map(run_piece, [self._plugin_name] * len(pieces), [job] * len(pieces),
+                                   list(pieces), pure=False)  # fmt: skip
         try:
-            for partition in partitions:
-                # pure=False: identical partitions (a file given twice) are still scored twice
-                in_flight.append(self._client.submit(score_partition, self._plugin_name, partition, pure=False))
-                while len(in_flight) > max_in_flight:
-                    yield self._result(in_flight.popleft())
-            while in_flight:
-                yield self._result(in_flight.popleft())
+            for future in as_completed(futures):
+                yield self._result(future)
         finally:
             with suppress(Exception):  # cleanup must not hide the error that brought us here
-                self._client.cancel(list(in_flight))
+                self._client.cancel(futures)
 
-    def _result(self, future: Future) -> pd.DataFrame:
+    def _result(self, future: Future) -> PieceResult:
         try:
-            scores, load_id = future.result()
+            result, load_id = future.result()
         except KilledWorker as exc:
             raise MovieGenreError(
                 f"Dask workers kept dying while scoring ({exc}); they may be out of memory: "
-                "lower the partition size or give the workers more memory"
+                "give the workers more memory, or write the input with smaller row groups"
             ) from None
-        except OSError as exc:  # the output's writer would blame itself
+        except OSError as exc:  # a worker's own failure (its disk, its network), not an input's
             raise MovieGenreError(f"scoring on the Dask cluster failed: {exc}") from None
         self._loads.add(load_id)
-        return scores
+        future.release()
+        return result
 
     def _release_model(self) -> None:
         self.progress("releasing the model on the workers")

@@ -165,7 +165,15 @@ def _read_table(path: Path) -> pd.DataFrame:
         return frame.astype(object).where(frame.notna(), "").astype(str)
     if suffix not in (".csv", ".zip", ".txt"):
         raise DataError(f"{path}: unsupported file type {suffix!r}; use .csv, .zip or .parquet")
-    text = _csv_text(path)
+    return _parse_csv_text(_csv_text(path), str(path))
+
+
+def read_csv_bytes(raw: bytes, source: str) -> pd.DataFrame:
+    """Read a CSV file's bytes as :func:`read_table` reads the file; ``source`` names it in errors."""
+    return _parse_csv_text(_read_bytes_as_text(raw, source), source)
+
+
+def _parse_csv_text(text: str, path: str) -> pd.DataFrame:
     if not text.strip():
         raise DataError(f"{path} is empty; expected a header line and at least one row")
     try:
@@ -182,7 +190,7 @@ def _read_table(path: Path) -> pd.DataFrame:
     return frame
 
 
-def _refuse_duplicate_columns(text: str, path: Path) -> None:
+def _refuse_duplicate_columns(text: str, path: str) -> None:
     # pandas renames a second 'plot' to 'plot.1' and reads the first silently: refuse instead.
     header = [name.strip() for name in next(csv.reader(io.StringIO(text)), [])]
     duplicates = sorted({name for name in header if name and header.count(name) > 1})

@@ -201,8 +201,8 @@ def test_a_bad_second_file_leaves_nothing_though_the_first_was_written(engine, t
     good.write_text(",year,title,plot\n" + rows, encoding="utf-8")
     out_dir = tmp_path / "out"
     with pytest.raises(MovieGenreError, match=re.escape(str(bad)) + r"\b.*" + BAD_INPUTS[name][2]):
-        # One plot a partition: most of the first file is scored and written to the temporary
-        # output (the Dask engine has at most 4 partitions in flight) before the second fails.
+        # Each file is a piece: the first one's part is written to the staging directory
+        # (before the second fails, or beside it on the other Dask worker), then all removed.
         score_files(engine, [good, bad], out_dir / out_name, partition_rows=1)
     assert not out_dir.exists() or leftovers(out_dir) == []
 
