@@ -1,25 +1,32 @@
 """Dense sentence embeddings of plots, and the hybrid model that blends them with the linear one.
 
-:class:`SentenceEmbedder` encodes text columns with a ``sentence-transformers`` encoder (a hub
-name or a local folder). The encoder itself is never serialised: a saved model stores only its
-name or path and loads it again on first use. Embeddings are cached on disk, keyed by the
-encoder's identity and the sha256 of each text, so re-training or re-scoring the same plots
-does not re-encode them.
+:class:`SentenceEmbedder` encodes text columns with a sentence encoder (a hub name or a local
+sentence-transformers folder, found by :func:`moviegenre.encoders.resolve_encoder`). At
+``fit`` the encoder is exported to ONNX (:func:`moviegenre.encoders.export_onnx`, once per
+encoder, kept beside the embedding cache), and every embedding, at training and at scoring, is
+computed by that export with onnxruntime: what was trained on is what is served. The export's
+files travel in the model directory (:meth:`SentenceEmbedder.model_files`); the serialised
+embedder holds no path, and :func:`moviegenre.artifact.load_model` points it at the directory it
+was loaded from (:meth:`SentenceEmbedder.use_model_directory`).
+
+Embeddings are cached on disk, keyed by the export's identity (the sha256 of its files) and the
+sha256 of each text, so re-training or re-scoring the same plots does not re-encode them.
 
 :class:`HybridClassifier` stacks the linear TF-IDF model and a logistic regression on the
 embeddings: out-of-fold scores of both feed one small logistic regression per genre.
 
-``sentence-transformers`` (and so torch) is imported only when an encoder is first needed; it
-comes with the ``embed`` extra.
+Scoring needs onnxruntime and tokenizers (the ``onnx`` extra); training also needs torch and
+transformers to export the encoder (the ``embed`` extra). Both are imported only when needed.
 """
 
 from __future__ import annotations
 
 import hashlib
 import sqlite3
-import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -32,35 +39,32 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import KFold
 from sklearn.utils.validation import check_is_fitted
 
+from .encoders import (
+    DEFAULT_ENCODER,
+    ENCODER_FILES,
+    EXPORT_FORMAT,
+    export_identity,
+    export_onnx,
+    load_onnx_encoder,
+    resolve_encoder,
+)
 from .errors import ModelError
 
-DEFAULT_ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
+#: The folder of a model directory that holds a hybrid's exported encoder.
+ENCODER_DIR = "encoder"
 
-_LOADED: dict[tuple[str, str | None], Any] = {}
-_LOAD_LOCK = threading.Lock()
+_PROGRESS: ContextVar[Callable[[str], None] | None] = ContextVar("encoding_progress", default=None)
 
 
-def load_encoder(encoder: str, device: str | None = None):
-    """The ``SentenceTransformer`` for ``encoder`` (a hub name or a local folder), loaded once
-    per process and shared by every embedder that names it."""
-    key = (encoder, device)
-    with _LOAD_LOCK:
-        if key not in _LOADED:
-            try:
-                from sentence_transformers import SentenceTransformer
-            except ImportError:
-                raise ModelError(
-                    "this model needs sentence-transformers: install moviegenre[embed]"
-                ) from None
-            try:
-                _LOADED[key] = SentenceTransformer(encoder, device=device)
-            except Exception as exc:  # hub, file-system and format errors alike
-                raise ModelError(
-                    f"sentence encoder {encoder!r} could not be loaded ({type(exc).__name__}: "
-                    f"{exc}); pass an installed encoder's folder or a hub name that can be "
-                    "downloaded (set HF_HUB_OFFLINE=1 to forbid downloads)"
-                ) from None
-        return _LOADED[key]
+@contextmanager
+def encoding_progress(report: Callable[[str], None]) -> Iterator[None]:
+    """Within the block, every :class:`SentenceEmbedder` that encodes texts reports how far it
+    got to ``report`` (a line such as ``"encoding 640/5,053 texts"``)."""
+    token = _PROGRESS.set(report)
+    try:
+        yield
+    finally:
+        _PROGRESS.reset(token)
 
 
 @lru_cache(maxsize=16)
@@ -75,15 +79,13 @@ def _folder_fingerprint(folder: str, stamp: tuple) -> str:
     return digest.hexdigest()
 
 
-def encoder_identity(encoder: str) -> str:
-    """What the cache keys embeddings by: a local folder's content hash (so a changed or moved
-    encoder is told apart), else the hub name."""
-    folder = Path(encoder).expanduser()
-    if folder.is_dir():
-        files = sorted(p for p in folder.rglob("*") if p.is_file())
-        stamp = tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files)
-        return "sha256:" + _folder_fingerprint(str(folder.resolve()), stamp)
-    return "name:" + encoder
+def encoder_identity(folder: str | Path) -> str:
+    """A local encoder folder's content hash, so that a changed encoder is told apart (computed
+    once per process while the files' sizes and times stay the same)."""
+    folder = Path(folder)
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    stamp = tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files)
+    return "sha256:" + _folder_fingerprint(str(folder.resolve()), stamp)
 
 
 class EmbeddingCache:
@@ -160,7 +162,8 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
     Parameters
     ----------
     encoder : str, default="sentence-transformers/all-MiniLM-L6-v2"
-        A sentence-transformers hub name or the path of a local encoder folder.
+        A sentence-transformers hub name or the path of a local encoder folder; only read at
+        ``fit``, which exports it to ONNX.
     columns : tuple of str, default=("plot",)
         Frame columns joined with ". " into the text that is encoded.
     chunk_words : int or None, default=None
@@ -173,12 +176,13 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
     cache : bool, default=True
         Keep embeddings on disk and reuse them for texts already encoded.
     cache_dir : str or None, default=None
-        Cache folder; ``None`` means ``$MOVIEGENRE_DATA_HOME/embeddings``.
-    device : str or None, default=None
-        Torch device for the encoder; ``None`` lets sentence-transformers choose.
+        Cache folder (embeddings, and the encoder's ONNX export under ``encoders/``); ``None``
+        means ``$MOVIEGENRE_DATA_HOME/embeddings``.
 
-    The loaded encoder is never part of the estimator's state: a saved model keeps only
-    ``encoder`` and loads it again on first :meth:`transform`.
+    Fitted, the embedder encodes with the ONNX export of ``encoder``, whose files
+    :meth:`model_files` lists for the model directory. Neither the loaded encoder nor where its
+    files are is part of the estimator's state: :meth:`use_model_directory` says where they are
+    after a model directory is loaded.
     """
 
     def __init__(
@@ -191,7 +195,6 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
         batch_size: int = 32,
         cache: bool = True,
         cache_dir: str | None = None,
-        device: str | None = None,
     ):
         self.encoder = encoder
         self.columns = columns
@@ -200,19 +203,17 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
         self.batch_size = batch_size
         self.cache = cache
         self.cache_dir = cache_dir
-        self.device = device
 
     def __getstate__(self) -> dict[str, Any]:
-        state = super().__getstate__()
-        state.pop("_model", None)
+        state = dict(super().__getstate__())  # a copy: object.__getstate__ gives __dict__ itself
+        state.pop("_encoder_folder", None)  # where the files are is the loader's business
         return state
 
     def fit(self, X, y=None):
-        model = self._model_loaded()
-        dimension = getattr(model, "get_embedding_dimension", None)  # renamed in v5
-        dimension = dimension or model.get_sentence_embedding_dimension
-        self.n_features_out_ = int(dimension())
-        self.encoder_identity_ = encoder_identity(self.encoder)
+        folder = self._exported_encoder()
+        self._encoder_folder = folder
+        self.encoder_identity_ = export_identity(folder)
+        self.n_features_out_ = self._encoder().dimension
         return self
 
     def transform(self, X) -> np.ndarray:
@@ -238,13 +239,54 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
         check_is_fitted(self, "n_features_out_")
         return np.array([f"embedding{i}" for i in range(self.n_features_out_)], dtype=object)
 
+    # --- the files beside the model ----------------------------------------------------------
+
+    def model_files(self) -> dict[str, Path]:
+        """The files a model directory must hold for this embedder to encode: relative path
+        there -> where the file is now (none before ``fit``: an unfitted embedder, such as the
+        template a fitted hybrid keeps, reads none)."""
+        if not hasattr(self, "n_features_out_"):
+            return {}
+        folder = self._folder()
+        return {f"{ENCODER_DIR}/{name}": folder / name for name in ENCODER_FILES}
+
+    def use_model_directory(self, directory: str | Path) -> None:
+        """Encode with the encoder files of the model directory ``directory`` (their checksums
+        already checked by the loader)."""
+        self._encoder_folder = Path(directory) / ENCODER_DIR
+
     # --- internals ---------------------------------------------------------------------------
 
-    def _model_loaded(self):
-        model = getattr(self, "_model", None)
-        if model is None:
-            model = self._model = load_encoder(self.encoder, self.device)
-        return model
+    def _folder(self) -> Path:
+        folder = getattr(self, "_encoder_folder", None)
+        if folder is None:
+            raise ModelError(
+                "this sentence embedder does not know where its encoder's files are: load its model "
+                "with moviegenre.load_model (a hybrid saved before encoders travelled with the model "
+                "must be retrained)"
+            )
+        return folder
+
+    def _encoder(self):
+        return load_onnx_encoder(self._folder(), self.encoder_identity_)
+
+    def _cache_root(self) -> Path:
+        if self.cache_dir is not None:
+            return Path(self.cache_dir).expanduser()
+        from .settings import get_settings
+
+        return get_settings().resolved_data_home() / "embeddings"
+
+    def _exported_encoder(self) -> Path:
+        """The ONNX export of :attr:`encoder`, made once and kept under the cache folder,
+        keyed by the source's content hash."""
+        source = resolve_encoder(self.encoder)
+        key = hashlib.sha256(f"{encoder_identity(source)}|format={EXPORT_FORMAT}".encode()).hexdigest()[:32]
+        target = self._cache_root() / "encoders" / key
+        if not all((target / name).is_file() for name in ENCODER_FILES):
+            named = Path(self.encoder).expanduser().is_dir()  # a folder: record its name, never its path
+            export_onnx(source, target, source=Path(source).name if named else self.encoder)
+        return target
 
     def _texts(self, X) -> list[str]:
         if isinstance(X, pd.DataFrame):
@@ -258,23 +300,16 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
     def _cache(self) -> EmbeddingCache | None:
         if not self.cache:
             return None
-        if self.cache_dir is not None:
-            directory = Path(self.cache_dir).expanduser()
-        else:
-            from .settings import get_settings
-
-            directory = get_settings().resolved_data_home() / "embeddings"
-        identity = getattr(self, "encoder_identity_", None) or encoder_identity(self.encoder)
+        directory = self._cache_root()
         try:
-            return EmbeddingCache(directory, f"{identity}|chunk_words={self.chunk_words}")
+            return EmbeddingCache(directory, f"{self.encoder_identity_}|chunk_words={self.chunk_words}")
         except OSError as exc:  # a read-only home (a container, a Lambda): work uncached
             warnings.warn(f"embedding cache {directory} unusable ({exc}); not caching", stacklevel=2)
             return None
 
     def _encode(self, texts: list[str]) -> np.ndarray:
-        model = self._model_loaded()
         if not self.chunk_words:
-            return self._encode_batch(model, texts)
+            return self._encode_batch(texts)
         pieces, owners, weights = [], [], []
         for index, text in enumerate(texts):
             words = text.split()
@@ -283,24 +318,20 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
                 pieces.append(" ".join(chunk) or text)
                 owners.append(index)
                 weights.append(max(len(chunk), 1))
-        encoded = self._encode_batch(model, pieces)
+        encoded = self._encode_batch(pieces)
         pooled = np.zeros((len(texts), encoded.shape[1]), dtype=np.float64)
         totals = np.zeros(len(texts))
         np.add.at(pooled, owners, encoded * np.asarray(weights)[:, None])
         np.add.at(totals, owners, weights)
         return (pooled / totals[:, None]).astype(np.float32)
 
-    def _encode_batch(self, model, texts: list[str]) -> np.ndarray:
-        return np.asarray(
-            model.encode(
-                texts,
-                batch_size=self.batch_size,
-                show_progress_bar=False,
-                convert_to_numpy=True,
-                normalize_embeddings=False,
-            ),
-            dtype=np.float32,
-        )
+    def _encode_batch(self, texts: list[str]) -> np.ndarray:
+        report = _PROGRESS.get()
+        progress = None
+        if report is not None:
+            def progress(done: int, total: int) -> None:
+                report(f"encoding {done:,}/{total:,} texts")
+        return self._encoder().encode(texts, batch_size=self.batch_size, progress=progress)
 
 
 def _scores(estimator, X) -> np.ndarray:
@@ -326,8 +357,10 @@ class HybridClassifier(ClassifierMixin, BaseEstimator):
     text_model : estimator
         Takes the movie frame; its per-genre ``decision_function`` (or the logit of its
         ``predict_proba``) is the first input of each genre's blend.
-    embedder : SentenceEmbedder
-        Turns the frame into dense embeddings.
+    embedder : estimator
+        Turns the frame into dense embeddings: ``fit``, ``transform`` and ``n_features_out_``
+        (a :class:`SentenceEmbedder`, or the static kind's embedder). One that reads files
+        beside the model says so with ``model_files()``/``use_model_directory()``.
     embedding_model : estimator or None, default=None
         Multi-label classifier on the embeddings; ``None`` means one-vs-rest logistic
         regression with ``C=1``.
