@@ -148,3 +148,17 @@ def test_a_bug_is_not_dressed_up_as_a_user_error(small_model_dir, monkeypatch):
     result = run("predict", "--model", small_model_dir, "a gunfight in a frontier town")
     assert isinstance(result.exception, RuntimeError)  # its traceback is shown, not "error: ..."
     assert "error:" not in result.stderr
+
+
+def test_model_json_records_an_encoder_folder_by_name_only(tmp_path):
+    """A model directory travels: an encoder given as a local folder is recorded by its name,
+    not by a path of the training machine; a hub name is recorded as given."""
+    from moviegenre.cli import _portable
+
+    folder = tmp_path / "deep" / "my-encoder"
+    folder.mkdir(parents=True)
+    recorded = _portable({"encoder": str(folder), "C": 1.0})
+    assert recorded == {"encoder": "local folder 'my-encoder'", "C": 1.0}
+    assert str(tmp_path) not in json.dumps(recorded)
+    hub = {"encoder": "sentence-transformers/all-MiniLM-L6-v2"}
+    assert _portable(hub) == hub and _portable({"C": 1.0}) == {"C": 1.0}

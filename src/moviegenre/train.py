@@ -8,6 +8,7 @@ import uuid
 import warnings
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -144,7 +145,7 @@ def _train(kind, movies, params, cv_folds, seed, progress) -> GenreModel:
         **({"calibration": calibration.to_json()} if calibration is not None else {}),
         "params": params,
         "training_data": {
-            "source": movies.source,
+            "source": Path(movies.source).name,  # the file's name: no path of this machine
             "sha256": movies.sha256,
             "rows": len(movies),
         },
