@@ -9,11 +9,17 @@ A model directory holds:
   probabilities as plain numbers), how it was made (library versions, training data sha256
   and row count, parameters), how well it did (cross-validated metrics) and the sha256 of
   ``model.skops``, verified on every load.
-* ``fast.npz`` (linear models): the pipeline compiled for inference (:mod:`moviegenre.fast`),
-  plain arrays and JSON text read with ``allow_pickle=False``. Its sha256, and the sha256 of the
-  ``model.skops`` it was compiled from, are in ``model.json`` (field ``fast_path``). When it is
-  there, :func:`load_model` scores with it and deserialises ``model.skops`` (types checked as
-  always) only when the pipeline itself is asked for: a cold start in a fraction of a second.
+* ``fast.npz`` (linear and static models): the pipeline compiled for inference
+  (:mod:`moviegenre.fast`), plain arrays and JSON text (a static model's tokenizer too) read
+  with ``allow_pickle=False``. Its sha256, and the sha256 of the ``model.skops`` it was
+  compiled from, are in ``model.json`` (field ``fast_path``). When it is there,
+  :func:`load_model` scores with it and deserialises ``model.skops`` (types checked as always)
+  only when the pipeline itself is asked for: a cold start in a fraction of a second.
+* files beside the model that its pipeline reads (a hybrid's sentence encoder, exported to
+  ONNX, under ``encoder/``): each listed in ``model.json`` (field ``files``) by relative path
+  with its sha256 and size, all checked on every load; the pipeline's parts that read them
+  (``model_files()``/``use_model_directory()``) are pointed at the directory they were loaded
+  from, so a copied or moved directory works as it is.
 
 Directories are written to a temporary sibling and renamed into place, so a crash never leaves
 a half-written model that looks complete.
@@ -37,8 +43,9 @@ from .calibration import Calibration
 from .errors import ModelError
 from .fast import (
     BUNDLE_FILE,
-    BUNDLE_FORMAT,
+    BUNDLE_FORMATS,
     FastLinear,
+    FastStatic,
     NotCompilable,
     compile_pipeline,
     load_bundle,
@@ -56,6 +63,9 @@ FORMAT_VERSION = 1
 FAST_PATH_FIELD = "fast_path"
 #: model.json's field holding the per-genre calibration (absent: served uncalibrated).
 CALIBRATION_FIELD = "calibration"
+#: model.json's field listing the files beside the model that its pipeline reads (a hybrid's
+#: sentence encoder): relative path, sha256 and size of each.
+FILES_FIELD = "files"
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +106,7 @@ def save_model(pipeline: Any, metadata: dict[str, Any], directory: str | Path) -
     """Write ``pipeline`` and ``metadata`` (completed with the artifact checksum and library
     versions) as a model directory, atomically replacing any model already there.
 
-    A pipeline that :mod:`moviegenre.fast` can compile (the linear kind) also gets its
+    A pipeline that :mod:`moviegenre.fast` can compile (the linear and static kinds) also gets its
     compiled form, ``fast.npz``, checked against the pipeline before it is written."""
     import skops.io
 
@@ -107,7 +117,7 @@ def save_model(pipeline: Any, metadata: dict[str, Any], directory: str | Path) -
         skops.io.dump(pipeline, model_path, compression=zipfile.ZIP_DEFLATED)
         metadata = {
             "format_version": FORMAT_VERSION,
-            **{key: value for key, value in metadata.items() if key != FAST_PATH_FIELD},
+            **{key: value for key, value in metadata.items() if key not in (FAST_PATH_FIELD, FILES_FIELD)},
             "versions": library_versions(),
             "artifact": {
                 "file": MODEL_FILE,
@@ -118,6 +128,9 @@ def save_model(pipeline: Any, metadata: dict[str, Any], directory: str | Path) -
         fast_path = _write_fast_bundle(pipeline, staging, metadata["artifact"]["sha256"])
         if fast_path is not None:
             metadata[FAST_PATH_FIELD] = fast_path
+        files = _write_model_files(pipeline, staging)
+        if files:
+            metadata[FILES_FIELD] = files
         _write_json(staging / METADATA_FILE, metadata)
         _refuse_to_replace_a_foreign_directory(directory)  # still, after the time it took
     return metadata
@@ -136,7 +149,7 @@ def _write_fast_bundle(pipeline: Any, directory: Path, model_sha256: str) -> dic
     verify(load_bundle(path), pipeline)  # what load_model will read gives the same answers
     return {
         "file": BUNDLE_FILE,
-        "format": BUNDLE_FORMAT,
+        "format": fast.bundle_format,
         "sha256": sha256_of(path),
         "bytes": path.stat().st_size,
         "model_sha256": model_sha256,
@@ -204,12 +217,75 @@ def load_model(directory: str | Path) -> GenreModel:
     model_path = _checked_file(directory / MODEL_FILE, artifact["sha256"])
     _check_sklearn_version(meta, directory / METADATA_FILE)
     check_types(model_path)
+    _check_model_files(directory, meta)
     fast = _read_fast_bundle(directory, meta)
     if fast is not None:
-        return GenreModel(None, meta, directory, scorer=fast, load_pipeline=partial(_load_pipeline, model_path),
-                          calibration=calibration)
-    pipeline = _load_pipeline(model_path)
+        return GenreModel(None, meta, directory, scorer=fast,
+                          load_pipeline=partial(_load_pipeline, model_path, directory), calibration=calibration)
+    pipeline = _load_pipeline(model_path, directory)
     return GenreModel(pipeline, meta, directory, scorer=PipelineScorer(pipeline), calibration=calibration)
+
+
+def _file_owners(pipeline: Any) -> list[Any]:
+    """The parts of a fitted pipeline that read files beside the model: every estimator in it
+    with ``model_files()`` (relative path -> current file) and ``use_model_directory(dir)``."""
+    owners: list[Any] = []
+    seen: set[int] = set()
+
+    def visit(obj: Any) -> None:
+        if id(obj) in seen:
+            return
+        seen.add(id(obj))
+        if isinstance(obj, list | tuple):
+            for child in obj:
+                visit(child)
+        elif isinstance(obj, dict):
+            for child in obj.values():
+                visit(child)
+        elif hasattr(obj, "get_params"):
+            if callable(getattr(obj, "model_files", None)) and callable(getattr(obj, "use_model_directory", None)):
+                owners.append(obj)
+            for child in vars(obj).values():
+                visit(child)
+
+    visit(pipeline)
+    return owners
+
+
+def _write_model_files(pipeline: Any, directory: Path) -> list[dict[str, Any]]:
+    """Copy the files the pipeline's parts read (:func:`_file_owners`) into ``directory``;
+    return their model.json entries (relative path, sha256, size)."""
+    import shutil
+
+    sources: dict[str, Path] = {}
+    for owner in _file_owners(pipeline):
+        for relative, source in owner.model_files().items():
+            relative = Path(relative).as_posix()
+            if Path(relative).is_absolute() or ".." in Path(relative).parts or relative in (MODEL_FILE, METADATA_FILE):
+                raise ValueError(f"{type(owner).__name__} asks for a file at {relative!r}, outside its place")
+            if sources.setdefault(relative, Path(source)) != Path(source):
+                raise ValueError(f"two parts of the pipeline need different files at {relative!r}")
+    entries = []
+    for relative, source in sorted(sources.items()):
+        target = directory / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+        entries.append({"file": relative, "sha256": sha256_of(target), "bytes": target.stat().st_size})
+    return entries
+
+
+def _check_model_files(directory: Path, meta: dict[str, Any]) -> None:
+    """Check every file model.json lists beside the model: there, unaltered, inside the directory."""
+    entries = meta.get(FILES_FIELD, [])
+    if not isinstance(entries, list) or not all(
+        isinstance(e, dict) and isinstance(e.get("file"), str) and isinstance(e.get("sha256"), str) for e in entries
+    ):
+        raise ModelError(f"{directory / METADATA_FILE}: field {FILES_FIELD!r} is malformed")
+    for entry in entries:
+        relative = Path(entry["file"])
+        if relative.is_absolute() or ".." in relative.parts:
+            raise ModelError(f"{directory / METADATA_FILE}: file {entry['file']!r} is not inside the model directory")
+        _checked_file(directory / relative, entry["sha256"])
 
 
 def _read_calibration(directory: Path, meta: dict[str, Any]) -> Calibration:
@@ -220,7 +296,7 @@ def _read_calibration(directory: Path, meta: dict[str, Any]) -> Calibration:
         raise ModelError(f"{directory / METADATA_FILE}: {exc}; the model directory is damaged") from None
 
 
-def _read_fast_bundle(directory: Path, meta: dict[str, Any]) -> FastLinear | None:
+def _read_fast_bundle(directory: Path, meta: dict[str, Any]) -> FastLinear | FastStatic | None:
     """The compiled model model.json lists, checked like ``model.skops``; ``None`` if it lists
     none, or one compiled from another ``model.skops`` or in another format (then the
     pipeline is loaded, and its types checked, as always)."""
@@ -229,7 +305,7 @@ def _read_fast_bundle(directory: Path, meta: dict[str, Any]) -> FastLinear | Non
         return None
     if not isinstance(entry, dict) or entry.get("file") != BUNDLE_FILE or "sha256" not in entry:
         raise ModelError(f"{directory / METADATA_FILE}: field {FAST_PATH_FIELD!r} is malformed")
-    if entry.get("model_sha256") != meta["artifact"]["sha256"] or entry.get("format") != BUNDLE_FORMAT:
+    if entry.get("model_sha256") != meta["artifact"]["sha256"] or entry.get("format") not in BUNDLE_FORMATS:
         logger.warning("%s does not belong to this %s; loading the pipeline instead", BUNDLE_FILE, MODEL_FILE)
         return None
     return load_bundle(_checked_file(directory / BUNDLE_FILE, entry["sha256"]))
@@ -353,9 +429,10 @@ def _is_trusted(name: str, loader: str, trusted: set[str]) -> bool:
     return loader in ("ObjectNode", "DictNode") and name.startswith("sklearn.")
 
 
-def _load_pipeline(model_path: Path) -> Any:
+def _load_pipeline(model_path: Path, directory: Path | None = None) -> Any:
     """Deserialise ``model.skops`` after skops' own check: every type it does not trust by
-    default must be on moviegenre's explicit list (:func:`trusted_types`)."""
+    default must be on moviegenre's explicit list (:func:`trusted_types`). The parts that read
+    files beside the model are pointed at ``directory``, where :func:`load_model` checked them."""
     import skops.io
 
     try:
@@ -369,4 +446,6 @@ def _load_pipeline(model_path: Path) -> Any:
         pipeline = skops.io.load(model_path, trusted=sorted(untrusted_to_skops))
     except Exception as exc:  # skops raises many types for a damaged file
         raise ModelError(f"{model_path} could not be loaded ({type(exc).__name__}: {exc})") from None
+    for owner in _file_owners(pipeline):
+        owner.use_model_directory(model_path.parent if directory is None else directory)
     return pipeline

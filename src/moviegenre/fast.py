@@ -8,6 +8,11 @@ genre. :class:`FastLinear` rebuilds the pipeline's features exactly (same tokens
 TF-IDF weights and L2 norms, bit for bit) without scikit-learn's per-call validation, without a
 DataFrame, and with the character n-grams of each distinct word looked up once and cached.
 
+The ``static`` kind blends that linear model with a logistic regression on static sentence
+embeddings (a table of token vectors distilled from an encoder, averaged over a text's tokens):
+:class:`FastStatic` is :class:`FastLinear`, a :class:`StaticTable` (the table and its
+``tokenizers`` tokenizer) and the per-genre blend, so it scores as fast, without torch.
+
 A compiled model is stored beside ``model.skops`` as ``fast.npz``: numpy arrays and JSON text
 only, read with ``allow_pickle=False``, so reading it runs no code and needs neither
 scikit-learn nor skops (:func:`save_bundle`, :func:`load_bundle`).
@@ -36,6 +41,9 @@ from .errors import ModelError
 
 BUNDLE_FILE = "fast.npz"
 BUNDLE_FORMAT = 1
+#: Every format :func:`load_bundle` reads: 1, a linear model; 2, a static model (the linear
+#: model's arrays, plus the static table, its tokenizer and the blend).
+BUNDLE_FORMATS = (BUNDLE_FORMAT, 2)
 #: Distinct words whose character n-gram columns are cached per vectorizer (a few hundred
 #: bytes each; the cache is emptied when full, so it stays under about 30 MB).
 WORD_CACHE_SIZE = 100_000
@@ -244,6 +252,7 @@ class FastLinear:
     """
 
     quick = True
+    bundle_format = 1
 
     def __init__(self, blocks: list[Block], coef: np.ndarray, intercept: np.ndarray, constant: np.ndarray):
         offset = 0
@@ -308,21 +317,35 @@ class FastLinear:
 
     def predict_proba_one(self, plot: str, title: str = "", year: float = math.nan) -> np.ndarray:
         """(n_genres,) probabilities of one item: the hot path of a single request."""
-        ids, values = self.features_one(plot, title, year)
-        scores = values @ self.coef[ids] + self.intercept
-        return self._probabilities(scores)
+        return self._probabilities(self._logits_one(plot, title, year))
 
     def predict_proba(self, plots: Sequence[str], titles: Sequence[str] | None = None, years=None) -> np.ndarray:
         """(n, n_genres) probabilities, equal to the pipeline's ``predict_proba``."""
+        return self._probabilities(self._logits(plots, titles, years))
+
+    def decision_one(self, plot: str, title: str = "", year: float = math.nan) -> np.ndarray:
+        """(n_genres,) scores of one item, equal to the pipeline's ``decision_function``."""
+        return self._decisions(self._logits_one(plot, title, year))
+
+    def decision_function(self, plots: Sequence[str], titles: Sequence[str] | None = None, years=None) -> np.ndarray:
+        """(n, n_genres) scores, equal to the pipeline's ``decision_function``: the logits, and
+        for a genre with a single class in training, that class (0 or 1)."""
+        return self._decisions(self._logits(plots, titles, years))
+
+    def _logits_one(self, plot: str, title: str, year: float) -> np.ndarray:
+        ids, values = self.features_one(plot, title, year)
+        return values @ self.coef[ids] + self.intercept
+
+    def _logits(self, plots: Sequence[str], titles: Sequence[str] | None, years) -> np.ndarray:
         if len(plots) == 1:
             title = "" if titles is None else titles[0]
             year = math.nan if years is None else float(np.asarray(years, dtype=np.float64)[0])
-            return self.predict_proba_one(plots[0], title, year)[None, :]
+            return self._logits_one(plots[0], title, year)[None, :]
         if len(plots) == 0:
             return np.zeros((0, self.n_outputs))
         if self._coef64 is None:
             self._coef64 = self.coef.astype(np.float64)
-        return self._probabilities(self.transform(plots, titles, years) @ self._coef64 + self.intercept)
+        return self.transform(plots, titles, years) @ self._coef64 + self.intercept
 
     def _probabilities(self, scores: np.ndarray) -> np.ndarray:
         proba = expit(scores)
@@ -330,16 +353,212 @@ class FastLinear:
             proba[..., self._constant_mask] = self.constant[self._constant_mask]
         return proba
 
+    def _decisions(self, scores: np.ndarray) -> np.ndarray:
+        # scikit-learn's constant predictor "decides" its class itself
+        if self._constant_mask.any():
+            scores[..., self._constant_mask] = self.constant[self._constant_mask]
+        return scores
+
+
+# --- static sentence embeddings ----------------------------------------------------------------
+
+
+def embedding_text(parts: Sequence[Any]) -> str:
+    """The text a static embedder encodes for one item: its fields (title, plot, ...), stripped,
+    the empty ones left out, joined by ". "."""
+    stripped = (str(part).strip() for part in parts if isinstance(part, str))
+    return ". ".join(part for part in stripped if part)
+
+
+class StaticTable:
+    """Static token embeddings and their tokenizer: a sentence is the mean of its tokens' rows.
+
+    Encodes exactly as model2vec's ``StaticModel.encode`` does, with numpy and ``tokenizers``
+    alone: the text cut to ``max_length`` x the median token length in characters, tokenised
+    without special tokens or padding and truncated to ``max_length`` tokens, unknown tokens
+    dropped, the rows of the others averaged and the mean scaled to unit length. Computed in
+    float64 (model2vec computes in the table's dtype), so the same answer to within 1e-6.
+
+    Parameters
+    ----------
+    embeddings : ndarray of shape (n_tokens, dim)
+        One row per token id of the tokenizer.
+    tokenizer_json : str
+        The tokenizer, as ``tokenizers.Tokenizer.to_str()`` writes it.
+    max_length : int or None, default=512
+        Tokens kept per text (model2vec's default); ``None`` keeps them all.
+    normalize : bool, default=True
+        Scale each sentence embedding to unit length.
+    """
+
+    def __init__(self, embeddings: np.ndarray, tokenizer_json: str, *, max_length: int | None = 512,
+                 normalize: bool = True):
+        from tokenizers import Tokenizer
+
+        tokenizer = Tokenizer.from_str(tokenizer_json)
+        vocabulary = tokenizer.get_vocab()
+        if embeddings.ndim != 2 or embeddings.shape[0] != len(vocabulary):
+            raise ValueError(f"a table of shape {embeddings.shape} for a tokenizer of {len(vocabulary)} tokens")
+        if sorted(vocabulary.values()) != list(range(len(vocabulary))):
+            raise ValueError("the tokenizer's token ids are not 0..n-1")
+        tokenizer.no_padding()
+        if max_length is None:
+            tokenizer.no_truncation()
+            self._max_chars = None
+        else:
+            tokenizer.enable_truncation(max_length)
+            self._max_chars = max_length * int(np.median([len(token) for token in vocabulary]))
+        self.embeddings = embeddings
+        self.tokenizer_json = tokenizer_json
+        self.max_length = max_length
+        self.normalize = normalize
+        self._tokenizer = tokenizer
+        self._unk_id = _unknown_token_id(tokenizer, tokenizer_json)
+
+    @property
+    def dim(self) -> int:
+        return self.embeddings.shape[1]
+
+    def config(self) -> dict[str, Any]:
+        return {"max_length": self.max_length, "normalize": self.normalize}
+
+    def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
+        """Each text's token ids, as model2vec's ``StaticModel.tokenize`` gives them."""
+        if self._max_chars is not None:
+            texts = [text[: self._max_chars] for text in texts]
+        encodings = self._tokenizer.encode_batch_fast(list(texts), add_special_tokens=False)
+        if self._unk_id is None:
+            return [encoding.ids for encoding in encodings]
+        return [[i for i in encoding.ids if i != self._unk_id] for encoding in encodings]
+
+    def embed_ids(self, ids: list[int]) -> np.ndarray:
+        """(dim,) float64 embedding of one text's token ids."""
+        if not ids:
+            return np.zeros(self.dim)
+        vector = self.embeddings[ids].mean(axis=0, dtype=np.float64)
+        if self.normalize:
+            vector /= math.sqrt(float(vector @ vector)) + 1e-32
+        return vector
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """(n, dim) float64 sentence embeddings."""
+        vectors = np.zeros((len(texts), self.dim))
+        for i, ids in enumerate(self.token_ids(texts)):
+            vectors[i] = self.embed_ids(ids)
+        return vectors
+
+
+def _unknown_token_id(tokenizer: Any, tokenizer_json: str) -> int | None:
+    """model2vec's unknown token: the model's ``unk_token`` (WordPiece, BPE, WordLevel), else the
+    Unigram model's ``unk_id``."""
+    model = tokenizer.model
+    if hasattr(model, "unk_token"):
+        return None if model.unk_token is None else tokenizer.token_to_id(model.unk_token)
+    return json.loads(tokenizer_json)["model"].get("unk_id")
+
+
+class FastStatic:
+    """The ``static`` kind compiled: the linear model, a linear model on static sentence
+    embeddings, and each genre's blend of the two (a ``HybridClassifier``), as arrays.
+
+    Each genre's logit is ``blend_coef[g] @ [text score, embedding score] + blend_intercept[g]``,
+    where the text score is :class:`FastLinear`'s and the embedding score a logistic regression
+    on the :class:`StaticTable` embedding of the ``columns`` joined by :func:`embedding_text`.
+    A :class:`~moviegenre.predict.Scorer`; one plot scores in well under a millisecond.
+    """
+
+    quick = True
+    bundle_format = 2
+
+    def __init__(self, text: FastLinear, table: StaticTable, columns: Sequence[str], coef: np.ndarray,
+                 intercept: np.ndarray, constant: np.ndarray, blend_coef: np.ndarray, blend_intercept: np.ndarray):
+        genres = text.n_outputs
+        if coef.shape != (table.dim, genres) or intercept.shape != (genres,) or constant.shape != (genres,):
+            raise ValueError(f"embedding coefficients of shape {coef.shape} do not fit {table.dim} x {genres}")
+        if blend_coef.shape != (genres, 2) or blend_intercept.shape != (genres,):
+            raise ValueError(f"blend weights of shape {blend_coef.shape} do not fit {genres} genres")
+        unknown = set(columns) - {"plot", "title"}
+        if unknown:
+            raise ValueError(f"the embeddings read column(s) {sorted(unknown)}")
+        self.text = text
+        self.table = table
+        self.columns = tuple(columns)
+        self.coef = np.ascontiguousarray(coef)
+        self._coef64 = self.coef.astype(np.float64)
+        self.intercept = np.asarray(intercept, dtype=np.float64)
+        self.constant = np.asarray(constant, dtype=np.float64)
+        self._constant_mask = ~np.isnan(self.constant)
+        self.blend_coef = np.asarray(blend_coef, dtype=np.float64)
+        self.blend_intercept = np.asarray(blend_intercept, dtype=np.float64)
+
+    @property
+    def n_outputs(self) -> int:
+        return self.text.n_outputs
+
+    def predict_proba_one(self, plot: str, title: str = "", year: float = math.nan) -> np.ndarray:
+        """(n_genres,) probabilities of one item."""
+        text = self.text.decision_one(plot, title, year)
+        ids = self.table.token_ids([self._text(plot, title)])[0]
+        return expit(self._blend(text, self._embedding_scores(self.table.embed_ids(ids))))
+
+    def predict_proba(self, plots: Sequence[str], titles: Sequence[str] | None = None, years=None) -> np.ndarray:
+        """(n, n_genres) probabilities, equal to the ``HybridClassifier``'s ``predict_proba``."""
+        if len(plots) == 0:
+            return np.zeros((0, self.n_outputs))
+        titles = [""] * len(plots) if titles is None else titles
+        text = self.text.decision_function(plots, titles, years)
+        embeddings = self.table.encode([self._text(p, t) for p, t in zip(plots, titles, strict=True)])
+        return expit(self._blend(text, self._embedding_scores(embeddings)))
+
+    def _text(self, plot: str, title: str) -> str:
+        fields = {"plot": plot, "title": title}
+        return embedding_text([fields[column] for column in self.columns])
+
+    def _embedding_scores(self, embeddings: np.ndarray) -> np.ndarray:
+        scores = embeddings @ self._coef64 + self.intercept
+        if self._constant_mask.any():
+            scores[..., self._constant_mask] = self.constant[self._constant_mask]
+        return scores
+
+    def _blend(self, text: np.ndarray, embedding: np.ndarray) -> np.ndarray:
+        # the same operations as HybridClassifier.decision_function's einsum, term by term
+        return text * self.blend_coef[:, 0] + embedding * self.blend_coef[:, 1] + self.blend_intercept
+
 
 # --- compiling a fitted pipeline -----------------------------------------------------------
 
 
-def compile_pipeline(pipeline: Any) -> FastLinear:
-    """Compile a fitted ``linear``-kind pipeline into a :class:`FastLinear`.
+def compile_pipeline(pipeline: Any) -> FastLinear | FastStatic:
+    """Compile a fitted ``linear``-kind pipeline into a :class:`FastLinear`, or a fitted
+    ``static``-kind model into a :class:`FastStatic`.
 
     Raises :class:`NotCompilable` naming the first step or setting it cannot reproduce (other
     kinds, custom tokenizers, ...); callers then keep using the pipeline.
     """
+    if hasattr(pipeline, "embedder_"):
+        return _compile_static(pipeline)
+    return _compile_linear(pipeline)
+
+
+def _compile_static(hybrid: Any) -> FastStatic:
+    from .static import StaticEmbedder
+
+    embedder = hybrid.embedder_
+    if type(embedder) is not StaticEmbedder:
+        raise NotCompilable(f"the embedder is a {type(embedder).__name__}, not a StaticEmbedder")
+    for name in ("text_model_", "embedding_model_", "blend_coef_", "blend_intercept_"):
+        if not hasattr(hybrid, name):
+            raise NotCompilable(f"the {type(hybrid).__name__} has no {name}")
+    text = _compile_linear(hybrid.text_model_)
+    coef, intercept, constant = _compile_classifier(hybrid.embedding_model_)
+    try:
+        return FastStatic(text, embedder.table(), embedder.columns, coef, intercept, constant,
+                          np.asarray(hybrid.blend_coef_), np.asarray(hybrid.blend_intercept_))
+    except ValueError as exc:
+        raise NotCompilable(str(exc)) from None
+
+
+def _compile_linear(pipeline: Any) -> FastLinear:
     steps = getattr(pipeline, "steps", None)
     if not steps or len(steps) != 2:
         raise NotCompilable(f"{type(pipeline).__name__} is not a two-step features/classifier Pipeline")
@@ -485,7 +704,8 @@ PROBE_ITEMS: tuple[tuple[str, str, float], ...] = (
 )  # fmt: skip
 
 
-def verify(fast: FastLinear, pipeline: Any, items: Sequence[tuple[str, str, float]] = PROBE_ITEMS) -> float:
+def verify(fast: FastLinear | FastStatic, pipeline: Any,
+           items: Sequence[tuple[str, str, float]] = PROBE_ITEMS) -> float:
     """Largest absolute difference between ``fast`` and ``pipeline`` probabilities on ``items``;
     raises :class:`NotCompilable` when it exceeds :data:`TOLERANCE`."""
     import pandas as pd
@@ -503,12 +723,40 @@ def verify(fast: FastLinear, pipeline: Any, items: Sequence[tuple[str, str, floa
 # --- the bundle file -------------------------------------------------------------------------
 
 
-def save_bundle(fast: FastLinear, path: str | Path) -> None:
-    """Write ``fast`` as a ``.npz`` of plain arrays (vocabularies and settings as JSON text).
+def save_bundle(fast: FastLinear | FastStatic, path: str | Path) -> None:
+    """Write ``fast`` as a ``.npz`` of plain arrays (vocabularies, settings and a static model's
+    tokenizer as JSON text).
 
     The coefficients are stored byte-plane by byte-plane: the sign and exponent bytes of
     neighbouring floats are alike, so they compress well where interleaved floats do not.
     """
+    linear = fast.text if isinstance(fast, FastStatic) else fast
+    config, arrays = _linear_arrays(linear)
+    config["format"] = fast.bundle_format
+    if isinstance(fast, FastStatic):
+        config["static"] = {"columns": list(fast.columns), **fast.table.config()}
+        arrays["static_embeddings"] = fast.table.embeddings
+        arrays["static_tokenizer"] = np.frombuffer(fast.table.tokenizer_json.encode("utf-8"), dtype=np.uint8)
+        arrays["embedding_coef"] = fast.coef
+        arrays["embedding_intercept"] = fast.intercept
+        arrays["embedding_constant"] = fast.constant
+        arrays["blend_coef"] = fast.blend_coef
+        arrays["blend_intercept"] = fast.blend_intercept
+    arrays["config"] = _json_bytes(config)
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as archive:
+        for name, array in arrays.items():
+            member = zipfile.ZipInfo(f"{name}.npy")
+            # the static table barely compresses (7%), and inflating it would cost a cold start
+            # a third of a second
+            member.compress_type = zipfile.ZIP_STORED if name in _STORED else zipfile.ZIP_DEFLATED
+            with archive.open(member, "w", force_zip64=True) as handle:
+                np.lib.format.write_array(handle, np.asarray(array), allow_pickle=False)
+
+
+_STORED = frozenset({"static_embeddings"})
+
+
+def _linear_arrays(fast: FastLinear) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     blocks = []
     arrays: dict[str, np.ndarray] = {}
     for i, block in enumerate(fast.blocks):
@@ -519,23 +767,14 @@ def save_bundle(fast: FastLinear, path: str | Path) -> None:
             if vectorizer.idf is not None:
                 arrays[f"idf_{i}"] = vectorizer.idf
     coef = np.ascontiguousarray(fast.coef)
-    config = {
-        "format": BUNDLE_FORMAT,
-        "blocks": blocks,
-        "coef_dtype": coef.dtype.str,
-        "coef_shape": list(coef.shape),
-    }
-    arrays["config"] = _json_bytes(config)
+    config = {"blocks": blocks, "coef_dtype": coef.dtype.str, "coef_shape": list(coef.shape)}
     arrays["coef_planes"] = coef.view(np.uint8).reshape(-1, coef.dtype.itemsize).T.copy()
     arrays["intercept"] = fast.intercept
     arrays["constant"] = fast.constant
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as archive:
-        for name, array in arrays.items():
-            with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
-                np.lib.format.write_array(member, np.asarray(array), allow_pickle=False)
+    return config, arrays
 
 
-def load_bundle(path: str | Path) -> FastLinear:
+def load_bundle(path: str | Path) -> FastLinear | FastStatic:
     """Read a bundle written by :func:`save_bundle` (no pickles: ``allow_pickle=False``).
 
     Raises :class:`~moviegenre.errors.ModelError` if it is unreadable or inconsistent.
@@ -543,23 +782,48 @@ def load_bundle(path: str | Path) -> FastLinear:
     try:
         with np.load(path, allow_pickle=False) as bundle:
             config = json.loads(bundle["config"].tobytes())
-            if config.get("format") != BUNDLE_FORMAT:
-                raise ValueError(f"format {config.get('format')!r}, expected {BUNDLE_FORMAT}")
-            dtype = np.dtype(config["coef_dtype"])
-            if dtype.kind != "f":
-                raise ValueError(f"coefficients of dtype {dtype}")
-            rows, genres = (int(n) for n in config["coef_shape"])
-            planes = bundle["coef_planes"]
-            if planes.shape != (dtype.itemsize, rows * genres):
-                raise ValueError(f"coefficient planes of shape {planes.shape}")
-            coef = np.ascontiguousarray(planes.T).view(dtype).reshape(rows, genres)
-            blocks = [_block_from(i, spec, bundle) for i, spec in enumerate(config["blocks"])]
-            intercept, constant = bundle["intercept"], bundle["constant"]
-            if intercept.shape != (genres,) or constant.shape != (genres,):
-                raise ValueError("intercepts do not match the coefficients")
-            return FastLinear(blocks, coef, intercept, constant)
+            if config.get("format") not in BUNDLE_FORMATS:
+                raise ValueError(f"format {config.get('format')!r}, expected one of {BUNDLE_FORMATS}")
+            linear = _linear_from(config, bundle)
+            if config["format"] == FastStatic.bundle_format:
+                return _static_from(config["static"], linear, bundle)
+            return linear
     except (OSError, KeyError, TypeError, ValueError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
         raise ModelError(f"{path} is not a readable inference bundle ({type(exc).__name__}: {exc})") from None
+
+
+def _linear_from(config: dict[str, Any], bundle: Any) -> FastLinear:
+    dtype = np.dtype(config["coef_dtype"])
+    if dtype.kind != "f":
+        raise ValueError(f"coefficients of dtype {dtype}")
+    rows, genres = (int(n) for n in config["coef_shape"])
+    planes = bundle["coef_planes"]
+    if planes.shape != (dtype.itemsize, rows * genres):
+        raise ValueError(f"coefficient planes of shape {planes.shape}")
+    coef = np.ascontiguousarray(planes.T).view(dtype).reshape(rows, genres)
+    blocks = [_block_from(i, spec, bundle) for i, spec in enumerate(config["blocks"])]
+    intercept, constant = bundle["intercept"], bundle["constant"]
+    if intercept.shape != (genres,) or constant.shape != (genres,):
+        raise ValueError("intercepts do not match the coefficients")
+    return FastLinear(blocks, coef, intercept, constant)
+
+
+def _static_from(spec: dict[str, Any], linear: FastLinear, bundle: Any) -> FastStatic:
+    embeddings = bundle["static_embeddings"]
+    if embeddings.dtype.kind != "f":
+        raise ValueError(f"a static table of dtype {embeddings.dtype}")
+    max_length = spec["max_length"]
+    try:
+        table = StaticTable(embeddings, bundle["static_tokenizer"].tobytes().decode("utf-8"),
+                            max_length=None if max_length is None else int(max_length),
+                            normalize=bool(spec["normalize"]))
+    except Exception as exc:  # tokenizers raises a bare Exception for a malformed tokenizer
+        if isinstance(exc, ValueError | KeyError | TypeError):
+            raise
+        raise ValueError(f"the static tokenizer is unreadable ({exc})") from None
+    return FastStatic(linear, table, [str(c) for c in spec["columns"]], bundle["embedding_coef"],
+                      bundle["embedding_intercept"], bundle["embedding_constant"], bundle["blend_coef"],
+                      bundle["blend_intercept"])
 
 
 def _block_from(i: int, spec: dict[str, Any], bundle: Any) -> Block:

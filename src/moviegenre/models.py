@@ -225,20 +225,34 @@ register(
 def build_hybrid(
     *,
     encoder: str,
+    title: bool,
     chunk_words: int | None,
     embedding_C: float,
     blend_C: float,
     folds: int,
     cache_dir: str | None,
 ):
-    """The linear kind and a logistic regression on sentence embeddings of the plot, blended
-    per genre by a logistic regression on their out-of-fold scores (see
-    :class:`moviegenre.embeddings.HybridClassifier`)."""
+    """The linear kind and a logistic regression on sentence embeddings of the title and plot,
+    blended per genre by a logistic regression on their out-of-fold scores (see
+    :class:`moviegenre.embeddings.HybridClassifier`).
+
+    The encoder reads "Title. plot" (``title``), and a plot longer than ``chunk_words`` words
+    is encoded in chunks whose embeddings are averaged instead of being truncated at the
+    encoder's 256 tokens: each added about 0.001-0.002 macro ROC AUC held out. The encoder is
+    exported to ONNX at training time and travels in the model directory, so scoring needs
+    onnxruntime, not torch.
+    """
     from .embeddings import HybridClassifier, SentenceEmbedder, default_embedding_model
 
+    embedder = SentenceEmbedder(
+        encoder=encoder,
+        columns=("title", "plot") if title else ("plot",),
+        chunk_words=chunk_words,
+        cache_dir=cache_dir,
+    )
     return HybridClassifier(
         text_model=build_estimator("linear"),
-        embedder=SentenceEmbedder(encoder=encoder, chunk_words=chunk_words, cache_dir=cache_dir),
+        embedder=embedder,
         embedding_model=default_embedding_model(C=embedding_C),
         folds=folds,
         blend_C=blend_C,
@@ -249,11 +263,12 @@ register(
     ModelKind(
         name="hybrid",
         description="The linear model stacked with a classifier on sentence embeddings "
-        "(most accurate; needs moviegenre[embed]).",
+        "(most accurate; scoring needs moviegenre[onnx], training moviegenre[embed]).",
         build=build_hybrid,
         defaults={
             "encoder": "sentence-transformers/all-MiniLM-L6-v2",
-            "chunk_words": None,
+            "title": True,
+            "chunk_words": 150,
             "embedding_C": 1.0,
             "blend_C": 1.0,
             "folds": 5,
@@ -262,6 +277,77 @@ register(
         trusted_types=(
             "moviegenre.embeddings.HybridClassifier",
             "moviegenre.embeddings.SentenceEmbedder",
+        ),
+    )
+)
+
+
+# --- static: the linear model blended with static sentence embeddings ------------------------
+
+
+def build_static(
+    *,
+    encoder: str,
+    title: bool,
+    pca_dims: int | None,
+    token_remove_pattern: str | None,
+    embedding_C: float,
+    blend_C: float,
+    folds: int,
+    cache_dir: str | None,
+):
+    """The linear kind and a logistic regression on static sentence embeddings (the encoder
+    distilled with model2vec: one vector per token, averaged), blended per genre by a logistic
+    regression on their out-of-fold scores (see :class:`moviegenre.embeddings.HybridClassifier`).
+
+    Scores as fast as the linear kind (no encoder runs at inference) and reads its table with
+    numpy and ``tokenizers`` only. Training distills the encoder once (two to four minutes on
+    two CPU cores; cached), which needs moviegenre[embed].
+
+    Tuned on an 80/20 split of the dev file (``moviegenre split``; 5,053 movies to train on,
+    1,263 held out; the linear kind: macro ROC AUC 0.908 held out): MiniLM distilled to 256 PCA
+    dimensions, the embedding model's C of 0.3 (held out: 0.916; C=1: 0.914, C=0.1: 0.913),
+    the title before the plot (0.916; the plot alone: 0.915). The embedding model alone reaches
+    0.88, but its errors differ from the TF-IDF model's, so the blend gains 0.008.
+    """
+    from .embeddings import HybridClassifier, default_embedding_model
+    from .static import StaticEmbedder
+
+    embedder = StaticEmbedder(
+        encoder=encoder,
+        columns=("title", "plot") if title else ("plot",),
+        pca_dims=pca_dims,
+        token_remove_pattern=token_remove_pattern,
+        cache_dir=cache_dir,
+    )
+    return HybridClassifier(
+        text_model=build_estimator("linear"),
+        embedder=embedder,
+        embedding_model=default_embedding_model(C=embedding_C),
+        folds=folds,
+        blend_C=blend_C,
+    )
+
+
+register(
+    ModelKind(
+        name="static",
+        description="The linear model blended with static sentence embeddings distilled from an "
+        "encoder (as fast as linear; training needs moviegenre[embed]).",
+        build=build_static,
+        defaults={
+            "encoder": "sentence-transformers/all-MiniLM-L6-v2",
+            "title": True,
+            "pca_dims": 256,
+            "token_remove_pattern": r"\[unused\d+\]",
+            "embedding_C": 0.3,
+            "blend_C": 1.0,
+            "folds": 5,
+            "cache_dir": None,
+        },
+        trusted_types=(
+            "moviegenre.embeddings.HybridClassifier",
+            "moviegenre.static.StaticEmbedder",
         ),
     )
 )

