@@ -8,7 +8,7 @@ DATA ?=
 HOST ?= 127.0.0.1
 PORT ?= 8000
 SHARED ?= $(abspath ../shared)
-PYTEST_ARGS ?= -m "not soak"
+PYTEST_ARGS ?= -m "not soak and not long"
 LINT = $(BIN)/ruff check src tests benchmarks docs
 
 .PHONY: help serve test bench system-deps lint
@@ -20,13 +20,20 @@ $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
+# The default model kind distils a sentence encoder when it is trained, which takes PyTorch (the
+# embed extra); serving it does not. torch is installed first, pinned, so that the extra does not
+# pull another build: on a machine without a GPU, TORCH_INDEX=https://download.pytorch.org/whl/cpu
+# gets the CPU build (a few hundred MB instead of several GB).
+TORCH_INDEX ?=
+TORCH = $(BIN)/pip install -q torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
+
 $(VENV)/.serve: pyproject.toml | $(BIN)/activate
-	$(BIN)/pip install -q -e ".[serve]"
+	$(TORCH)
+	$(BIN)/pip install -q -e ".[serve,embed]"
 	touch $@
 
 $(VENV)/.dev: pyproject.toml | $(BIN)/activate
-	# The CPU build of torch first: a bare torch requirement would pull a multi-GB CUDA build.
-	$(BIN)/pip install -q torch==2.13.0
+	$(TORCH)
 	$(BIN)/pip install -q -e ".[dev]"
 	touch $@
 

@@ -71,6 +71,7 @@ def bench(kind: str, train: Path, heldout: Path, testing: Path, work: Path, args
                     "--batch-rows", str(batch), "--rounds", "1", "--reloads", "0"], work / f"inference-{kind}.log")
     return {
         "training_command": "moviegenre train --kind " + " ".join([kind, "--data", "train.csv", *options]),
+        "training_summary": json.loads(trained["stdout"]),
         "training_s": trained["wall_s"],
         "training_peak_rss_bytes": trained["peak_rss_bytes"],
         "heldout": {
@@ -84,6 +85,7 @@ def bench(kind: str, train: Path, heldout: Path, testing: Path, work: Path, args
         "single_p50_ms": timing["single"]["p50_ms"],
         "batch_plots_per_s": timing["batch"]["plots_per_s"],
         "fast_path": timing["fast"],
+        **({"bare_encoder": timing["bare_encoder"]} if "bare_encoder" in timing else {}),
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 

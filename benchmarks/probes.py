@@ -121,6 +121,8 @@ def inference(args: argparse.Namespace) -> dict:
     result["batch"] = {"rows": n, "rounds": args.rounds, "plots_per_s": n / statistics.median(score_s)}
     if vectorize_s:
         result["vectorizer"] = {"plots_per_s": n / statistics.median(vectorize_s)}
+    if model.kind == "hybrid":
+        result["bare_encoder"] = _bare_encoder(batch, result["batch"]["plots_per_s"])
 
     # Both cores. Threads: tokenising is pure Python and holds the GIL, so they are measured to
     # show it. Processes: forked workers that inherit the compiled model.
@@ -154,6 +156,24 @@ def inference(args: argparse.Namespace) -> dict:
             seconds.append(time.perf_counter() - started)
         result["reload_per_request_s"] = statistics.median(seconds)
     return result
+
+
+def _bare_encoder(batch, hybrid_plots_per_s: float) -> dict:
+    """The hybrid's sentence encoder alone, as sentence-transformers runs it (PyTorch), on the
+    same "title. plot" texts the hybrid just scored: what the whole model is compared with."""
+    try:
+        from sentence_transformers import SentenceTransformer
+    except ImportError:
+        return {"skipped": "sentence-transformers is not installed"}
+    from moviegenre.encoders import DEFAULT_ENCODER, resolve_encoder
+
+    texts = [f"{title}. {plot}" if title else plot for title, plot in zip(batch["title"], batch["plot"], strict=True)]
+    encoder = SentenceTransformer(resolve_encoder(DEFAULT_ENCODER), device="cpu")
+    encoder.encode(texts[:8])
+    seconds = _timed(lambda: encoder.encode(texts, batch_size=32))
+    plots_per_s = len(texts) / seconds
+    return {"plots_per_s": plots_per_s, "hybrid_ratio": hybrid_plots_per_s / plots_per_s,
+            "what": "sentence-transformers (torch fp32), the same texts, batch size 32"}
 
 
 def _vectorizer(model, path: str, batch):

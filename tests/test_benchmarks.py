@@ -75,7 +75,7 @@ def smoke(dev_zip, testing_zip, tmp_path_factory):
 @pytest.mark.benchmark
 def test_smoke_run_measures_every_kind(smoke):
     kinds = smoke["kinds"]
-    assert set(kinds) >= {"linear", "linear (pipeline)", "seed"}
+    assert set(kinds) >= {"linear", "linear (pipeline)", "static", "seed", "hybrid"}
     linear = kinds["linear"]
     assert linear["training"]["rows"] == 600 and linear["training"]["peak_rss_bytes"] > 50e6
     assert {"model.skops", "model.json", "fast.npz"} <= set(linear["artifact"]["files"])
@@ -89,6 +89,12 @@ def test_smoke_run_measures_every_kind(smoke):
     seed = kinds["seed"]
     assert seed["training"]["sample"] == 60 and not seed["inference"]["fast"]
     assert seed["inference"]["reload_per_request_s"] > 0
+    static = kinds["static"]  # the default kind: compiled, like linear
+    assert static["training"]["rows"] == 300 and static["cold_start"]["fast"] and static["inference"]["fast"]
+    assert {"model.skops", "model.json", "fast.npz"} <= set(static["artifact"]["files"])
+    hybrid = kinds["hybrid"]  # its directory carries its encoder
+    assert hybrid["training"]["rows"] == 100 and "encoder/model.onnx" in hybrid["artifact"]["files"]
+    assert hybrid["inference"]["batch"]["plots_per_s"] > 0
 
 
 @pytest.mark.benchmark
@@ -97,8 +103,8 @@ def test_smoke_run_reports_each_goal_with_a_measurement(smoke):
     expected = {
         "single-plot p50, in process", "single plot vs the original loaded once",
         "the original reloading its model per request", "batch vs the vectorizer alone",
-        "batch on both cores (2 forked processes)", "cold start (fresh process)", "default model artifact",
-        "training time (default command)", "training peak memory",
+        "batch on both cores (2 forked processes)", "cold start (fresh process)", "linear model artifact",
+        "training time (linear)", "training peak memory", "static (default kind) single-plot p50",
     }  # fmt: skip
     assert expected <= set(goals)
     assert all(isinstance(goal["measured"], int | float) and math.isfinite(goal["measured"]) for goal in goals.values())

@@ -337,9 +337,9 @@ def test_cli_refuses_an_encoder_for_the_linear_kind(dev_zip, tmp_path):
     assert "--encoder applies to kinds with a sentence encoder" in result.output
 
 
-@pytest.mark.slow
+@pytest.mark.long
 def test_hybrid_reaches_the_target_on_held_out_movies(dev_movies):
-    """The issue's bar: macro ROC AUC >= 0.915 on the dev file's fixed 20% held out, offline
+    """The issue's bar: macro ROC AUC >= 0.920 on the dev file's fixed 20% held out, offline
     with the default encoder (encoding 6,316 plots takes minutes on two cores the first time;
     the cache keeps them after)."""
     from sklearn.model_selection import train_test_split
@@ -349,7 +349,7 @@ def test_hybrid_reaches_the_target_on_held_out_movies(dev_movies):
     seen, unseen = train_test_split(np.arange(len(dev_movies)), test_size=0.2, random_state=0)
     model = train("hybrid", dev_movies.subset(seen), cv_folds=0)
     held_out = dev_movies.subset(unseen)
-    assert roc_metrics(held_out.labels, model.predict_proba(held_out.frame))["macro_auc"] >= 0.915
+    assert roc_metrics(held_out.labels, model.predict_proba(held_out.frame))["macro_auc"] >= 0.920
 
 
 def test_hybrid_explained_through_the_api_adds_up_to_its_final_score(hybrid):

@@ -20,7 +20,7 @@ from .errors import DataError, MovieGenreError, UsageError
 from .explain import EXPLAIN_TERMS, EXPLAIN_TOP, explain_items, format_explanation
 from .genres import GENRES
 from .items import check_item
-from .models import kind_names
+from .models import DEFAULT_KIND, kind_names
 from .predict import as_probability_record
 from .settings import Settings, get_settings
 
@@ -100,7 +100,7 @@ def _print_json(payload) -> None:
 @app.command()
 def train(
     out: Annotated[Path, typer.Option("--out", help="Model directory to write.")],
-    kind: Annotated[str, typer.Option("--kind", help=f"Model kind: {', '.join(kind_names())}.")] = "linear",
+    kind: Annotated[str, typer.Option("--kind", help=f"Model kind: {', '.join(kind_names())}.")] = DEFAULT_KIND,
     data: DataOption = None,
     cv: Annotated[int, typer.Option("--cv", help="Cross-validation folds (0 skips CV).")] = 3,
     sample: Annotated[
@@ -347,14 +347,14 @@ def serve(
 ) -> None:
     """Serve the HTTP API (and the web page at /) on uvicorn.
 
-    Without --model and with no model at the default location, first trains the default (linear) model there.
+    Without --model and with no model at the default location, first trains the default kind of model there.
     """
     with user_errors():
         settings = _settings()
     directory = model if model is not None else settings.model
     if model is None and not directory.exists():
-        err.print(Text(f"no model at {directory}: training the default (linear) model first", style="bold"))
-        train(out=directory, kind="linear", data=data, cv=3, sample=None, seed=0, encoder=None)
+        err.print(Text(f"no model at {directory}: training the default ({DEFAULT_KIND}) model first", style="bold"))
+        train(out=directory, kind=DEFAULT_KIND, data=data, cv=3, sample=None, seed=0, encoder=None)
     from .api.server import run
 
     with user_errors():

@@ -79,11 +79,21 @@ def test_missing_model_directory_serves_not_ready(tmp_path):
 
 
 @pytest.mark.slow
-def test_serve_trains_the_default_model_when_there_is_none(dev_zip, tmp_path):
-    with serve_in_background(None, args=["--data", str(dev_zip)], cwd=tmp_path, timeout_s=1200) as server:
+def test_serve_trains_the_default_model_when_there_is_none(dev_movies, tmp_path):
+    """`make serve` on a fresh machine: no model yet, so serve trains the default kind first
+    (on 600 movies here, to keep it short: the default kind distils its encoder, minutes)."""
+    from moviegenre.genres import GENRES
+    from moviegenre.models import DEFAULT_KIND
+
+    sample = dev_movies.frame.iloc[:600].assign(
+        genres=["|".join(g for g, on in zip(GENRES, row, strict=True) if on) for row in dev_movies.labels[:600]]
+    )
+    sample.to_csv(tmp_path / "train.csv")
+    with serve_in_background(None, args=["--data", str(tmp_path / "train.csv")], cwd=tmp_path,
+                             timeout_s=1200) as server:  # fmt: skip
         base = server.base_url
         model_json = json.loads((tmp_path / "models" / "default" / "model.json").read_text())
-        assert model_json["kind"] == "linear" and model_json["training_data"]["rows"] == 6316
+        assert model_json["kind"] == DEFAULT_KIND and model_json["training_data"]["rows"] == 600
         assert httpx.get(base + "/v1/model").json()["id"] == model_json["id"]
         assert httpx.get(base + "/inference", params={"plot": E2_PLOT}).status_code == 200
 
