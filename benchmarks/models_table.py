@@ -124,6 +124,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--batch", type=int, default=3383, help="Rows of the batch (default 3383).")
     parser.add_argument("--sample", type=int, help="Train on this many movies, 2-fold CV (a quick check).")
     parser.add_argument("--json", type=Path, default=RESULTS, help="Where results are merged.")
+    parser.add_argument("--work-dir", type=Path, help="Keep the models and logs here (default: a temporary folder).")
     args = parser.parse_args(argv)
     kinds = [kind.strip() for kind in args.kinds.split(",") if kind.strip()]
     unknown = sorted(set(kinds) - set(KINDS))
@@ -132,7 +133,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     data, testing = resolve_data(args)
     results = json.loads(args.json.read_text()) if args.json.is_file() else {}
     with tempfile.TemporaryDirectory(prefix="moviegenre-models-") as folder:
-        work = Path(folder)
+        work = args.work_dir or Path(folder)
+        work.mkdir(parents=True, exist_ok=True)
         train, heldout = split(data, work)
         for kind in kinds:
             results[kind] = {**bench(kind, train, heldout, testing, work, args),

@@ -182,7 +182,10 @@ def _vectorizer(model, path: str, batch):
 
     if path == "model" and model.scorer.quick:
         columns = (batch["plot"].tolist(), batch["title"].tolist(), batch["year"].to_numpy())
-        return lambda: model.scorer.transform(*columns)
+        # The static kind's compiled form blends a linear text part (``text``) with its table:
+        # its floor is that text part's vectorizer.
+        scorer = getattr(model.scorer, "text", model.scorer)
+        return lambda: scorer.transform(*columns)
     steps = dict(getattr(model.pipeline, "steps", []))
     if "features" in steps:
         return lambda: steps["features"].transform(items_to_frame(batch))
