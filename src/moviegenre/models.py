@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .encoders import DEFAULT_ENCODER
 from .errors import UsageError
 
 #: What ``moviegenre train`` and ``moviegenre serve`` (with no model yet) train: the most accurate
@@ -270,7 +271,7 @@ register(
         "(most accurate; scoring needs moviegenre[onnx], training moviegenre[embed]).",
         build=build_hybrid,
         defaults={
-            "encoder": "sentence-transformers/all-MiniLM-L6-v2",
+            "encoder": DEFAULT_ENCODER,
             "title": True,
             "chunk_words": 150,
             "embedding_C": 1.0,
@@ -340,7 +341,7 @@ register(
         "encoder (default; under a millisecond a plot; training needs moviegenre[embed]).",
         build=build_static,
         defaults={
-            "encoder": "sentence-transformers/all-MiniLM-L6-v2",
+            "encoder": DEFAULT_ENCODER,
             "title": True,
             "pca_dims": 256,
             "token_remove_pattern": r"\[unused\d+\]",

@@ -28,11 +28,11 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
+from .encoders import DEFAULT_ENCODER
 from .errors import ModelError
 from .fast import StaticTable, embedding_text
 from .files import atomic_directory
 
-DEFAULT_ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
 #: model2vec's default: BERT's placeholder tokens carry no meaning.
 DEFAULT_TOKEN_REMOVE_PATTERN = r"\[unused\d+\]"
 
