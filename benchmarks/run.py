@@ -314,7 +314,7 @@ def goals(report: dict[str, Any]) -> list[dict[str, Any]]:
         reload_s = seed["inference"].get("reload_per_request_s")
         if reload_s is not None:
             out.append(_goal("the original reloading its model per request", "report", reload_s, None, "s",
-                             f"per request; {reload_s * 1e3 / p50:,.0f}x the default model's p50"))  # fmt: skip
+                             f"per request; {reload_s * 1e3 / p50:,.0f}x the linear model's p50"))  # fmt: skip
     batch = linear["inference"]["batch"]["plots_per_s"]
     floor = linear["inference"]["vectorizer"]["plots_per_s"]
     out.append(_goal("batch vs the vectorizer alone", ">= 80%", batch / floor, batch / floor >= 0.8, "ratio",
@@ -359,7 +359,7 @@ def kind_notes(report: dict[str, Any]) -> list[str]:
     notes = ["cold start: a fresh process importing moviegenre, loading the model and answering one plot "
              "(median wall time, interpreter start included). p50/p99: one plot per call, in process."]  # fmt: skip
     if "linear (pipeline)" in kinds:
-        notes.append("linear (pipeline): the same default model, model.skops only, scored through its "
+        notes.append("linear (pipeline): the same linear model, model.skops only, scored through its "
                      "scikit-learn pipeline as before it was compiled.")  # fmt: skip
     for name in ("seed", "hybrid"):
         if name in kinds:
