@@ -9,7 +9,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 SHARED ?= $(abspath ../shared)
 PYTEST_ARGS ?= -m "not soak and not long"
-LINT = $(BIN)/ruff check src tests benchmarks docs
+LINT = $(BIN)/ruff check src tests benchmarks docs && $(BIN)/lint-imports
 
 .PHONY: help serve test bench system-deps lint
 
@@ -58,5 +58,5 @@ test: system-deps $(VENV)/.dev tests/web/node_modules/.package-lock.json  ## Ins
 	NLTK_DATA=$${NLTK_DATA:-$(SHARED)/nltk_data} MOVIEGENRE_TEST_DATA=$${MOVIEGENRE_TEST_DATA:-$(SHARED)/data} \
 		HF_HUB_OFFLINE=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
 
-lint: $(VENV)/.dev  ## ruff over the code, tests and benchmarks
+lint: $(VENV)/.dev  ## ruff over the code, tests and benchmarks; import-linter over the package's layers
 	$(LINT)

@@ -44,8 +44,8 @@ import numpy as np
 import pandas as pd
 import psutil
 
-from moviegenre.artifact import read_metadata
-from moviegenre.data import read_table
+from moviegenre.core.data import read_table
+from moviegenre.model.card import read_card
 
 REPO = Path(__file__).resolve().parents[1]
 DEV_FILE = Path(os.environ.get("MOVIEGENRE_TEST_DATA", REPO.parent / "shared" / "data")) / "dataTraining-dev.zip"
@@ -285,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "batch scoring on an external Dask scheduler and workers, against the local engine",
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": " ".join(["python benchmarks/bench_dask.py", *(argv if argv is not None else sys.argv[1:])]),
-        "model": {"dir": str(args.model), "id": read_metadata(args.model)["id"]},
+        "model": {"dir": str(args.model), "id": read_card(args.model).id},
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "load_average_before": load_before, "load_average_after": os.getloadavg()},
         "rows": args.rows, "files": args.files, "row_group": args.row_group, "results": results,

@@ -34,8 +34,8 @@ def main(argv: list[str] | None = None) -> dict:
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from sentence_transformers import SentenceTransformer
 
-    from moviegenre.data import load_movies
-    from moviegenre.encoders import DEFAULT_ENCODER, OnnxEncoder, export_onnx, resolve_encoder
+    from moviegenre.core.data import load_movies
+    from moviegenre.kinds.encoders import DEFAULT_ENCODER, OnnxEncoder, export_onnx, resolve_encoder
 
     torch.set_num_threads(2)
     frame = load_movies(args.data, labelled=True).frame.iloc[: args.plots]

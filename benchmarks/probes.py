@@ -18,7 +18,7 @@ import argparse  # noqa: E402
 import json  # noqa: E402
 import sys  # noqa: E402
 
-#: The original README's first example plot (moviegenre.examples.EXAMPLE_PLOTS["E1"]), inlined
+#: The original README's first example plot (moviegenre.core.examples.EXAMPLE_PLOTS["E1"]), inlined
 #: so that the cold-start clock does not include importing anything to get it.
 COLD_START_PLOT = (
     "who meets by fate ,  shall be sealed by fate .  theresa osborne is running along the beach when she stumbles "
@@ -34,7 +34,7 @@ def cold_start(args: argparse.Namespace) -> dict:
     model = moviegenre.load_model(args.model)
     loaded = time.perf_counter()
     if args.path == "pipeline":
-        from moviegenre.items import to_frame as items_to_frame
+        from moviegenre.core.items import to_frame as items_to_frame
 
         proba = model.pipeline.predict_proba(items_to_frame([COLD_START_PLOT]))
     else:
@@ -73,11 +73,11 @@ def inference(args: argparse.Namespace) -> dict:
     from concurrent.futures import ThreadPoolExecutor
 
     import numpy as np
+    from processes import predict_proba_processes
 
     import moviegenre
-    from moviegenre.data import load_movies
-    from moviegenre.fast import predict_proba_processes
-    from moviegenre.items import to_frame as items_to_frame
+    from moviegenre.core.data import load_movies
+    from moviegenre.core.items import to_frame as items_to_frame
 
     frame = load_movies(args.testing, labelled=False).frame
     plots = frame["plot"].tolist()
@@ -165,7 +165,7 @@ def _bare_encoder(batch, hybrid_plots_per_s: float) -> dict:
         from sentence_transformers import SentenceTransformer
     except ImportError:
         return {"skipped": "sentence-transformers is not installed"}
-    from moviegenre.encoders import DEFAULT_ENCODER, resolve_encoder
+    from moviegenre.kinds.encoders import DEFAULT_ENCODER, resolve_encoder
 
     texts = [f"{title}. {plot}" if title else plot for title, plot in zip(batch["title"], batch["plot"], strict=True)]
     encoder = SentenceTransformer(resolve_encoder(DEFAULT_ENCODER), device="cpu")
@@ -178,7 +178,7 @@ def _bare_encoder(batch, hybrid_plots_per_s: float) -> dict:
 
 def _vectorizer(model, path: str, batch):
     """The model's own feature extraction alone, or ``None`` when it has no separate step."""
-    from moviegenre.items import to_frame as items_to_frame
+    from moviegenre.core.items import to_frame as items_to_frame
 
     if path == "model" and model.scorer.quick:
         columns = (batch["plot"].tolist(), batch["title"].tolist(), batch["year"].to_numpy())

@@ -15,7 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from moviegenre.api.background import serve_in_background
+from tests.support.servers import serve_in_background
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))

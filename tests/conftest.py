@@ -13,13 +13,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tests.support.servers import BackgroundServer, serve_in_background
 
-from moviegenre.api.background import BackgroundServer, serve_in_background
-from moviegenre.artifact import METADATA_FILE, MODEL_FILE, load_model, save_model
-from moviegenre.data import load_movies
-from moviegenre.examples import EXAMPLE_PLOTS
-from moviegenre.files import sha256_of
-from moviegenre.train import train
+from moviegenre.core.data import load_movies
+from moviegenre.core.examples import EXAMPLE_PLOTS
+from moviegenre.core.files import sha256_of
+from moviegenre.core.layout import Layout
+from moviegenre.model.artifact import load_model, save_model
+from moviegenre.training.train import train
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("MOVIEGENRE_TEST_DATA", REPO.parent / "shared" / "data"))
@@ -133,7 +134,7 @@ def model_copy(small_model_dir, tmp_path) -> Path:
 @contextmanager
 def editing_model_json(directory: Path) -> Iterator[dict]:
     """``directory``'s model.json as a dict, written back as it stands at the end of the block."""
-    path = directory / METADATA_FILE
+    path = directory / Layout.CARD
     meta = json.loads(path.read_text())
     yield meta
     path.write_text(json.dumps(meta))
@@ -150,7 +151,7 @@ def replace_model_file(directory: Path, write: Callable[[Path], None], *, forge_
     """Write another ``model.skops`` with ``write`` and record its checksum in model.json, as
     someone who can write the directory would: the checksum then matches, and only the content
     can betray it. ``forge_fast_path`` also makes the compiled bundle claim to come from it."""
-    path = directory / MODEL_FILE
+    path = directory / Layout.MODEL
     write(path)
     with editing_model_json(directory) as meta:
         meta["artifact"] = {**meta["artifact"], "sha256": sha256_of(path), "bytes": path.stat().st_size}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pickle
 import zipfile
 
@@ -9,25 +10,25 @@ import pytest
 import skops.io
 
 from conftest import Evil, editing_model_json, flip_a_byte, replace_model_file
-from moviegenre.artifact import (
-    METADATA_FILE,
-    MODEL_FILE,
-    _parsed_types,
-    _scanned_types,
-    check_types,
-    load_model,
-    read_metadata,
-)
-from moviegenre.errors import ModelError
-from moviegenre.files import sha256_of
+from moviegenre.core.errors import ModelError
+from moviegenre.core.files import sha256_of
+from moviegenre.core.layout import Layout
+from moviegenre.model.artifact import load_model
+from moviegenre.model.card import read_card
+from moviegenre.model.trust import _parsed_types, _scanned_types, check_types
+
+MODEL_FILE, METADATA_FILE = Layout.MODEL, Layout.CARD
 
 
 def test_model_json_describes_the_model(small_model_dir):
-    meta = read_metadata(small_model_dir)
-    assert meta["kind"] == "linear"
-    assert meta["artifact"]["sha256"] == sha256_of(small_model_dir / MODEL_FILE)
-    assert {"scikit-learn", "numpy", "skops", "python"} <= set(meta["versions"])
-    assert meta["params"]["C"] > 0
+    card = read_card(small_model_dir)
+    assert card.kind == "linear" and card.format_version == 2
+    assert card.artifact.file == MODEL_FILE
+    assert card.artifact.sha256 == sha256_of(small_model_dir / MODEL_FILE)
+    assert {"scikit-learn", "numpy", "skops", "python"} <= set(card.versions)
+    assert card.params["C"] > 0
+    assert card.fast_path.form == "linear" and card.fast_path.model_sha256 == card.artifact.sha256
+    assert card.to_json() == json.loads((small_model_dir / METADATA_FILE).read_text())  # read as written
 
 
 def test_one_flipped_byte_is_refused(model_copy):
@@ -89,7 +90,7 @@ def test_artifact_is_a_compressed_skops_zip(small_model_dir):
 # --- the type check at load: the fast scan and the parse agree --------------------------------
 
 NODE = '{{"__class__": "{name}", "__module__": "{module}", "__loader__": "{loader}", "__id__": 1}}'
-TRUSTED = NODE.format(name="decade_of", module="moviegenre.text", loader="FunctionNode")
+TRUSTED = NODE.format(name="decade_of", module="moviegenre.kinds.text", loader="FunctionNode")
 
 
 def schema_file(tmp_path, schema_text: str):
@@ -103,7 +104,7 @@ def test_the_scan_finds_what_parsing_finds_in_real_models(small_model_dir):
     raw = zipfile.ZipFile(small_model_dir / MODEL_FILE).read("schema.json")
     scanned = _scanned_types(raw)
     assert scanned is not None and scanned == _parsed_types(raw)
-    assert ("moviegenre.text.decade_of", "FunctionNode") in scanned
+    assert ("moviegenre.kinds.text.decade_of", "FunctionNode") in scanned
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,6 @@
 """Batch scoring with the local engine: globs, CSV and Parquet outputs, rejects, refusals.
 
-All of this is the orchestration in :mod:`moviegenre.batch`, the same for every engine; that
+All of this is the orchestration in :mod:`moviegenre.batch.scoring`, the same for every engine; that
 the Dask engine writes the same output is in ``test_batch_dask.py``.
 """
 
@@ -16,12 +16,12 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from moviegenre.batch import LocalEngine, score_files
-from moviegenre.batch_input import expand_inputs
-from moviegenre.batch_output import SUCCESS_MARKER
+from moviegenre.batch.inputs import expand_inputs
+from moviegenre.batch.outputs import SUCCESS_MARKER
+from moviegenre.batch.scoring import LocalEngine, score_files
 from moviegenre.cli import app
-from moviegenre.errors import DataError, UsageError
-from moviegenre.genres import PROBABILITY_KEYS
+from moviegenre.core.errors import DataError, UsageError
+from moviegenre.core.genres import PROBABILITY_KEYS
 
 #: Two small input files of five movies each; the last of the second has a blank plot.
 MOVIES_A = (
@@ -83,7 +83,7 @@ def test_a_glob_scores_into_a_parquet_directory_of_parts_in_input_order(small_mo
     assert rejects[["ID", "source", "row"]].to_dict("records") == [
         {"ID": "b5", "source": str(inputs / "b.csv"), "row": "5"}
     ]
-    assert rejects["reason"][0].startswith("field 'plot' ")  # the wording is moviegenre.items
+    assert rejects["reason"][0].startswith("field 'plot' ")  # the wording is moviegenre.core.items
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "scores.parquet", "scores.rejects.csv"]
 
 

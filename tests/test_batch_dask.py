@@ -23,16 +23,16 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from moviegenre import batch_input
-from moviegenre.batch import LocalEngine, score_files
-from moviegenre.batch_output import SUCCESS_MARKER
+from moviegenre.batch import inputs as batch_input
+from moviegenre.batch.outputs import SUCCESS_MARKER
+from moviegenre.batch.scoring import LocalEngine, score_files
 from moviegenre.cli import app
-from moviegenre.data import read_table
-from moviegenre.errors import DataError, ModelError, MovieGenreError
+from moviegenre.core.data import read_table
+from moviegenre.core.errors import DataError, ModelError, MovieGenreError
 
 distributed = pytest.importorskip("distributed")  # the optional dask extra
 
-from moviegenre.batch_dask import DaskEngine  # noqa: E402
+from moviegenre.batch.dask_engine import DaskEngine  # noqa: E402
 
 #: Plots per Parquet row group in the test inputs, and the pieces they make.
 ROW_GROUP = 250

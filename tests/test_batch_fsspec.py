@@ -13,9 +13,9 @@ import fsspec
 import pandas as pd
 import pytest
 
-from moviegenre.batch import LocalEngine, score_files
-from moviegenre.batch_output import SUCCESS_MARKER
-from moviegenre.errors import DataError, OutputError
+from moviegenre.batch.outputs import SUCCESS_MARKER
+from moviegenre.batch.scoring import LocalEngine, score_files
+from moviegenre.core.errors import DataError, OutputError
 
 MOVIES = (
     "ID,year,title,plot\n"
@@ -79,7 +79,7 @@ def test_bad_urls_are_clear_errors(small_model, bucket, source, out, error, mess
 
 def test_dask_workers_read_and_write_urls(small_model, small_model_dir, bucket):
     distributed = pytest.importorskip("distributed")
-    from moviegenre.batch_dask import DaskEngine
+    from moviegenre.batch.dask_engine import DaskEngine
 
     fs = fsspec.filesystem("memory")
     local = score_files(LocalEngine(small_model), [f"{bucket}/in/*"], f"{bucket}/local.csv")

@@ -3,7 +3,7 @@
 A Parquet ID column of integers stays integers; text IDs (a CSV's, or a Parquet text column)
 stay text, leading zeros and all. When the inputs disagree the IDs are written as text, so
 every part of a Parquet output has one schema. The engine does not matter (both run
-:func:`moviegenre.batch.score_piece`); the local one is used here.
+:func:`moviegenre.batch.scoring.score_piece`); the local one is used here.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from moviegenre.batch import LocalEngine, score_files
+from moviegenre.batch.scoring import LocalEngine, score_files
 
 PLOTS = ["a cowboy rides into a frontier town .", "", "a ghost haunts a family house ."]
 TEXT_IDS = ["007", "x-2", "9"]

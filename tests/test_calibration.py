@@ -10,14 +10,14 @@ from scipy.special import expit, logit
 from typer.testing import CliRunner
 
 from conftest import E1_PLOT, E2_PLOT, editing_model_json
-from moviegenre.artifact import load_model
-from moviegenre.calibration import MAX_BREAKPOINTS, Calibration
 from moviegenre.cli import app
-from moviegenre.errors import ModelError
-from moviegenre.evaluate import calibration_metrics, evaluate
-from moviegenre.genres import GENRES
-from moviegenre.items import to_frame
-from moviegenre.predict import GenreModel, PipelineScorer
+from moviegenre.core.errors import ModelError
+from moviegenre.core.genres import GENRES
+from moviegenre.core.items import to_frame
+from moviegenre.model.artifact import load_model
+from moviegenre.model.calibration import MAX_BREAKPOINTS, Calibration
+from moviegenre.model.genre_model import GenreModel, PipelineScorer
+from moviegenre.training.evaluate import calibration_metrics, evaluate
 
 GRID = np.linspace(0.0, 1.0, 2001)
 

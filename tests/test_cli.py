@@ -11,8 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from moviegenre.cli import app
-from moviegenre.examples import EXAMPLE_PLOTS
-from moviegenre.genres import GENRES, PROBABILITY_KEYS
+from moviegenre.core.examples import EXAMPLE_PLOTS
+from moviegenre.core.genres import GENRES, PROBABILITY_KEYS
 
 runner = CliRunner()
 
@@ -152,13 +152,50 @@ def test_a_bug_is_not_dressed_up_as_a_user_error(small_model_dir, monkeypatch):
 
 def test_model_json_records_an_encoder_folder_by_name_only(tmp_path):
     """A model directory travels: an encoder given as a local folder is recorded by its name,
-    not by a path of the training machine; a hub name is recorded as given."""
-    from moviegenre.cli import _portable
+    not by a path of the training machine, and cache folders not at all; a hub name is recorded
+    as given."""
+    from moviegenre.kinds.registry import describe_params
 
     folder = tmp_path / "deep" / "my-encoder"
     folder.mkdir(parents=True)
-    recorded = _portable({"encoder": str(folder), "C": 1.0})
-    assert recorded == {"encoder": "local folder 'my-encoder'", "C": 1.0}
+    recorded = describe_params("static", {"encoder": str(folder), "cache_dir": str(tmp_path / "cache")})
+    assert recorded == {"encoder": "local folder 'my-encoder'"}
     assert str(tmp_path) not in json.dumps(recorded)
     hub = {"encoder": "sentence-transformers/all-MiniLM-L6-v2"}
-    assert _portable(hub) == hub and _portable({"C": 1.0}) == {"C": 1.0}
+    assert describe_params("static", hub) == hub and describe_params("linear", {"C": 1.0}) == {"C": 1.0}
+
+
+def test_encoder_is_refused_for_a_kind_without_one(tmp_path, dev_zip):
+    result = run("train", "--kind", "linear", "--encoder", "x", "--data", dev_zip, "--out", tmp_path / "m")
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "takes no option 'encoder'" in result.stderr and "static" in result.stderr
+    assert not (tmp_path / "m").exists()
+
+
+def test_encoder_help_names_the_kinds_that_take_one():
+    import typer
+
+    command = typer.main.get_command(app).commands["train"]
+    (encoder,) = [param for param in command.params if param.name == "encoder"]
+    assert encoder.help.startswith("For the kinds that take an encoder (hybrid, static)")
+
+
+def test_serve_without_a_model_trains_the_default_through_the_library(tmp_path, monkeypatch):
+    calls = {}
+    monkeypatch.setenv("MOVIEGENRE_MODEL", str(tmp_path / "models" / "default"))
+    monkeypatch.setenv("MOVIEGENRE_DATA_HOME", str(tmp_path / "home"))
+    from moviegenre.core.settings import get_settings
+
+    get_settings.cache_clear()
+    monkeypatch.setattr("moviegenre.training.train.train_default",
+                        lambda directory, **kwargs: calls.setdefault("trained", (directory, kwargs)))
+    monkeypatch.setattr("moviegenre.api.server.run", lambda settings, **kwargs: calls.setdefault("served", settings))
+    try:
+        result = run("serve", "--data", tmp_path / "train.csv")
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    directory, kwargs = calls["trained"]
+    assert directory == tmp_path / "models" / "default"
+    assert kwargs["data"] == tmp_path / "train.csv" and kwargs["data_home"] == tmp_path / "home"
+    assert calls["served"].model == directory.resolve()

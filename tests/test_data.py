@@ -7,9 +7,9 @@ import zipfile
 import numpy as np
 import pytest
 
-from moviegenre.data import load_movies, parse_genres, read_table
-from moviegenre.errors import DataError
-from moviegenre.genres import GENRES, PROBABILITY_KEYS
+from moviegenre.core.data import load_movies, parse_genres, read_table
+from moviegenre.core.errors import DataError
+from moviegenre.core.genres import GENRES, PROBABILITY_KEYS
 
 HEADER = ",year,title,plot,genres,rating\n"
 GOOD_ROWS = (

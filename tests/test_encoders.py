@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 
 from conftest import flip_a_byte, offline_encoder
-from moviegenre import encoders
-from moviegenre.embeddings import SentenceEmbedder
-from moviegenre.encoders import (
+from moviegenre.core.errors import ModelError
+from moviegenre.kinds import encoders
+from moviegenre.kinds.embeddings import SentenceEmbedder
+from moviegenre.kinds.encoders import (
     DEFAULT_ENCODER,
     ENCODER_FILES,
     OnnxEncoder,
@@ -22,7 +23,6 @@ from moviegenre.encoders import (
     export_identity,
     resolve_encoder,
 )
-from moviegenre.errors import ModelError
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 ENCODER = offline_encoder()

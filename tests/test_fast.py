@@ -13,27 +13,23 @@ import joblib
 import numpy as np
 import pytest
 import skops.io
+from benchmarks.processes import predict_proba_processes
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import E1_PLOT, E2_PLOT, Evil, editing_model_json, flip_a_byte, replace_model_file
-from moviegenre.artifact import METADATA_FILE, load_model, save_model
-from moviegenre.data import load_movies
-from moviegenre.errors import DataError, ModelError
-from moviegenre.fast import (
-    BUNDLE_FILE,
-    NotCompilable,
-    compile_pipeline,
-    load_bundle,
-    predict_proba_processes,
-    save_bundle,
-)
-from moviegenre.files import sha256_of
-from moviegenre.items import to_columns as items_to_columns
-from moviegenre.items import to_frame as items_to_frame
-from moviegenre.models import build_estimator
-from moviegenre.predict import GenreModel, PipelineScorer
-from moviegenre.train import compact_for_storage
+from moviegenre.core.data import load_movies
+from moviegenre.core.errors import DataError, ModelError
+from moviegenre.core.files import sha256_of
+from moviegenre.core.items import to_columns as items_to_columns
+from moviegenre.core.items import to_frame as items_to_frame
+from moviegenre.core.layout import Layout
+from moviegenre.fast.bundle import BUNDLE_FILE, BUNDLE_FORMAT, load_bundle, save_bundle
+from moviegenre.kinds.compile import NotCompilable, compile_linear
+from moviegenre.kinds.registry import build_estimator
+from moviegenre.model.artifact import load_model, save_model
+from moviegenre.model.genre_model import GenreModel, PipelineScorer
+from moviegenre.training.train import compact_for_storage
 
 TOLERANCE = 1e-9
 
@@ -109,7 +105,7 @@ def test_genres_with_a_single_class_in_training_keep_their_constant(dev_movies):
     constant = sample.labels.sum(axis=0) == 0
     assert constant.any()
     fitted = compact_for_storage(fit(build_estimator("linear"), sample))
-    fast = compile_pipeline(fitted)
+    fast = compile_linear(fitted)
     expected = fitted.predict_proba(items_to_frame([E1_PLOT, E2_PLOT]))
     proba = fast.predict_proba([E1_PLOT, E2_PLOT])
     assert np.abs(proba - expected).max() <= TOLERANCE
@@ -117,18 +113,20 @@ def test_genres_with_a_single_class_in_training_keep_their_constant(dev_movies):
 
 
 @pytest.mark.filterwarnings("ignore:Label not .* is present in all training")
-def test_other_pipelines_are_not_compiled_and_use_the_pipeline(dev_movies):
+def test_other_pipelines_are_not_compiled_and_use_the_pipeline(dev_movies, small_model, caplog):
     sample = dev_movies.subset(np.arange(300))
     custom = build_estimator("linear")
     custom.set_params(features__plot_words__tokenizer=str.split, features__plot_words__token_pattern=None)
     fit(custom, sample)
     with pytest.raises(NotCompilable, match=r"'plot_words' uses unsupported setting\(s\) \['tokenizer'\]"):
-        compile_pipeline(custom)
-    model = GenreModel(custom, {"kind": "linear"})
-    assert isinstance(model.scorer, PipelineScorer)
-    assert np.allclose(model.predict_proba([E1_PLOT]), custom.predict_proba(items_to_frame([E1_PLOT])))
+        compile_linear(custom)
+    model = GenreModel(custom, small_model.metadata)  # a linear model
+    with caplog.at_level("WARNING", logger="moviegenre.kinds.registry"):
+        assert isinstance(model.scorer, PipelineScorer)  # in memory it scores; saving it is refused
+    assert "'linear' model has no fast form" in caplog.text and "unsupported setting" in caplog.text
+    assert np.allclose(model.predict_proba([E1_PLOT], calibrated=False), custom.predict_proba(items_to_frame([E1_PLOT])))
     with pytest.raises(NotCompilable, match="not a two-step"):
-        compile_pipeline(build_estimator("seed"))
+        compile_linear(build_estimator("seed"))
 
 
 def test_two_processes_give_the_same_probabilities(small_model, testing_frame):
@@ -167,13 +165,29 @@ def test_records_with_titles_and_years(small_model, pipeline):
 
 
 def test_model_json_records_the_bundle_and_the_model_it_was_compiled_from(small_model_dir):
-    meta = json.loads((small_model_dir / METADATA_FILE).read_text())
+    meta = json.loads((small_model_dir / Layout.CARD).read_text())
     entry = meta["fast_path"]
     assert entry["file"] == BUNDLE_FILE
     assert entry["sha256"] == sha256_of(small_model_dir / BUNDLE_FILE)
     assert entry["model_sha256"] == meta["artifact"]["sha256"]
+    assert (entry["format"], entry["form"]) == (BUNDLE_FORMAT, "linear")
     with zipfile.ZipFile(small_model_dir / BUNDLE_FILE) as archive:
         assert all(name.endswith(".npy") for name in archive.namelist())
+    with np.load(small_model_dir / BUNDLE_FILE, allow_pickle=False) as bundle:
+        config = json.loads(bundle["config"].tobytes())
+    assert (config["format"], config["form"]) == (BUNDLE_FORMAT, "linear")
+
+
+def test_a_bundle_of_an_unknown_form_or_format_is_refused(small_model, tmp_path):
+    path = tmp_path / BUNDLE_FILE
+    save_bundle(small_model.scorer, path)
+    with np.load(path, allow_pickle=False) as bundle:
+        arrays = {name: bundle[name] for name in bundle.files}
+    config = json.loads(arrays["config"].tobytes())
+    for change, message in [({"form": "quantum"}, "form 'quantum'"), ({"format": 1}, "format 1, expected")]:
+        np.savez(path, **{**arrays, "config": np.frombuffer(json.dumps({**config, **change}).encode(), np.uint8)})
+        with pytest.raises(ModelError, match=message):
+            load_bundle(path)
 
 
 def test_a_fresh_process_scores_without_scikit_learn_skops_or_pandas(small_model_dir):
@@ -233,11 +247,11 @@ def test_a_hostile_model_skops_is_refused_at_load_beside_a_consistent_bundle(mod
         load_model(model_copy)
 
 
-def test_a_bundle_from_another_model_skops_is_ignored(model_copy, small_model):
+def test_a_bundle_from_another_model_skops_is_refused(model_copy):
+    """A linear model is only served through its compiled form (its kind must compile)."""
     rewrite_fast_path(model_copy, model_sha256="0" * 64)
-    model = load_model(model_copy)
-    assert model.pipeline is not None  # loaded eagerly, as without a bundle
-    assert np.abs(model.predict_proba([E1_PLOT]) - small_model.predict_proba([E1_PLOT])).max() <= TOLERANCE
+    with pytest.raises(ModelError, match=r"fast\.npz does not belong to this model\.skops.*'linear' model is only served"):
+        load_model(model_copy)
 
 
 def test_resaving_a_loaded_model_writes_a_fresh_bundle(small_model, tmp_path):

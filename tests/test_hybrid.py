@@ -15,16 +15,17 @@ from sklearn.base import clone
 from typer.testing import CliRunner
 
 from conftest import E1_PLOT, E2_PLOT, dev_sample, editing_model_json, flip_a_byte, offline_encoder
-from moviegenre.artifact import load_model, save_model
 from moviegenre.cli import app
-from moviegenre.embeddings import EmbeddingCache, HybridClassifier, SentenceEmbedder, encoding_progress
-from moviegenre.encoders import OnnxEncoder
-from moviegenre.errors import ModelError
-from moviegenre.genres import GENRES
-from moviegenre.items import to_frame as items_to_frame
-from moviegenre.models import get_kind
-from moviegenre.settings import get_settings
-from moviegenre.train import train
+from moviegenre.core.errors import ModelError
+from moviegenre.core.genres import GENRES
+from moviegenre.core.items import to_frame as items_to_frame
+from moviegenre.core.settings import get_settings
+from moviegenre.kinds.blend import HybridClassifier
+from moviegenre.kinds.embeddings import EmbeddingCache, SentenceEmbedder, encoding_progress
+from moviegenre.kinds.encoders import OnnxEncoder
+from moviegenre.kinds.registry import get_kind
+from moviegenre.model.artifact import load_model, save_model
+from moviegenre.training.train import train
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 ENCODER = offline_encoder()
@@ -130,7 +131,7 @@ def test_cache_avoids_re_encoding_across_estimators(cache_dir, counter):
 
 
 def test_cache_is_sqlite_keyed_by_the_exported_encoder_and_text(cache_dir, exported):
-    from moviegenre.encoders import export_identity
+    from moviegenre.kinds.encoders import export_identity
 
     embedder = SentenceEmbedder(encoder=ENCODER, cache_dir=str(cache_dir)).fit(PLOTS)
     embedder.transform(PLOTS)
@@ -191,7 +192,7 @@ def test_the_serialised_embedder_holds_no_encoder_and_no_path(tmp_path, cache_di
     skops.io.dump(embedder, path)
     assert path.stat().st_size < 10_000  # names and numbers only, no weights
     assert not paths_in(path, ENCODER, exported)  # (the test's cache_dir is a parameter, so it is there)
-    loaded = skops.io.load(path, trusted=["moviegenre.embeddings.SentenceEmbedder"])
+    loaded = skops.io.load(path, trusted=["moviegenre.kinds.embeddings.SentenceEmbedder"])
     assert not hasattr(loaded, "_encoder_folder")
     with pytest.raises(ModelError, match="does not know where its encoder's files are"):
         loaded.transform(["a lighthouse keeper finds a message in a bottle"])  # not cached: needs the encoder
@@ -268,7 +269,7 @@ def test_scoring_a_hybrid_needs_no_torch(hybrid_dir, tmp_path):
         "        if name.split('.')[0] in ('torch', 'transformers', 'sentence_transformers'):\n"
         "            raise ImportError('blocked ' + name)\n"
         "sys.meta_path.insert(0, Block())\n"
-        "from moviegenre.artifact import load_model\n"
+        "from moviegenre.model.artifact import load_model\n"
         f"model = load_model({str(hybrid_dir)!r})\n"
         "print(model.predict([{'plot': 'a gunfighter rides into a frontier town', 'title': 'Shane'}]))\n"
     )
@@ -305,7 +306,7 @@ def test_hybrid_is_a_registered_kind_with_trusted_types():
     kind = get_kind("hybrid")
     assert kind.defaults["encoder"] == "sentence-transformers/all-MiniLM-L6-v2"
     assert kind.defaults["title"] is True and kind.defaults["chunk_words"] == 150
-    assert "moviegenre.embeddings.HybridClassifier" in kind.trusted_types
+    assert "moviegenre.kinds.blend.HybridClassifier" in kind.trusted_types
 
 
 def test_cli_trains_a_hybrid_offline_without_an_encoder(dev_zip, cache_dir, tmp_path, counter):
@@ -332,7 +333,8 @@ def test_cli_refuses_an_encoder_for_the_linear_kind(dev_zip, tmp_path):
                                       "--data", str(dev_zip), "--sample", "100", "--cv", "0",
                                       "--out", str(tmp_path / "m")])
     assert result.exit_code == 2
-    assert "--encoder applies to kinds with a sentence encoder" in result.output
+    output = " ".join(result.output.split())
+    assert "'linear' takes no option 'encoder'" in output and "hybrid, static" in output
 
 
 @pytest.mark.long
@@ -342,7 +344,7 @@ def test_hybrid_reaches_the_target_on_held_out_movies(dev_movies):
     the cache keeps them after)."""
     from sklearn.model_selection import train_test_split
 
-    from moviegenre.evaluate import roc_metrics
+    from moviegenre.training.evaluate import roc_metrics
 
     seen, unseen = train_test_split(np.arange(len(dev_movies)), test_size=0.2, random_state=0)
     model = train("hybrid", dev_movies.subset(seen), cv_folds=0)
@@ -356,7 +358,7 @@ def test_hybrid_explained_through_the_api_adds_up_to_its_final_score(hybrid):
     from fastapi.testclient import TestClient
 
     from moviegenre.api.app import create_app
-    from moviegenre.settings import Settings
+    from moviegenre.core.settings import Settings
 
     item = {"id": "e2", "title": "Midnight Express", "year": 1978, "plot": E2_PLOT}
     body = {"items": [item], "explain": True, "explain_top": 24}

@@ -1,4 +1,4 @@
-"""The input contract (moviegenre.items): one verdict on a hostile item at every door.
+"""The input contract (moviegenre.core.items): one verdict on a hostile item at every door.
 
 The same item goes to the library (``predict_proba``), the CLI (``moviegenre predict``), batch
 scoring (``moviegenre score``, where it becomes a reject) and the HTTP API (``POST
@@ -21,9 +21,9 @@ from typer.testing import CliRunner
 from conftest import E1_PLOT
 from moviegenre.api.app import create_app
 from moviegenre.cli import app as cli_app
-from moviegenre.errors import DataError, InvalidItem
-from moviegenre.items import check_item, to_columns, to_frame
-from moviegenre.settings import Settings
+from moviegenre.core.errors import DataError, InvalidItem
+from moviegenre.core.items import check_item, to_columns, to_frame
+from moviegenre.core.settings import Settings
 
 runner = CliRunner()
 

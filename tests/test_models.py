@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from moviegenre.artifact import load_model, save_model
-from moviegenre.errors import UsageError
-from moviegenre.examples import EXAMPLE_PLOTS
-from moviegenre.genres import GENRES
-from moviegenre.models import build_estimator, kind_names
-from moviegenre.predict import as_probability_record
-from moviegenre.text import seed_tokenize
-from moviegenre.train import train, tune_thresholds
+from moviegenre.core.errors import UsageError
+from moviegenre.core.examples import EXAMPLE_PLOTS
+from moviegenre.core.genres import GENRES
+from moviegenre.kinds.registry import build_estimator, kind_names
+from moviegenre.kinds.text import seed_tokenize
+from moviegenre.model.artifact import load_model, save_model
+from moviegenre.model.genre_model import as_probability_record
+from moviegenre.training.train import train, tune_thresholds
 
 E1_PLOT, E2_PLOT = EXAMPLE_PLOTS["E1"], EXAMPLE_PLOTS["E2"]
 
@@ -30,7 +30,7 @@ def test_known_kinds():
     assert {"seed", "linear"} <= set(kind_names())
     with pytest.raises(UsageError, match="unknown model kind 'nope'"):
         build_estimator("nope")
-    with pytest.raises(UsageError, match="has no parameter"):
+    with pytest.raises(UsageError, match="'linear' takes no option 'colour'"):
         build_estimator("linear", colour="red")
 
 

@@ -54,9 +54,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import typer
+from tests.support.servers import ServerStartError, serve_in_background
 
 from conftest import NLTK_DATA, REPO, SHARED_DATA
-from moviegenre.api.background import ServerStartError, serve_in_background
 from moviegenre.cli import app
 
 README = REPO / "README.md"

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from moviegenre.artifact import save_model
 from moviegenre.cli import app
-from moviegenre.errors import DataError
-from moviegenre.report import FIGURES, write_report
-from moviegenre.train import train
+from moviegenre.core.errors import DataError
+from moviegenre.model.artifact import save_model
+from moviegenre.training.report import FIGURES, write_report
+from moviegenre.training.train import train
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 

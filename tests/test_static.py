@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -15,15 +16,16 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import dev_sample, offline_encoder
-from moviegenre import static
-from moviegenre.artifact import load_model, save_model
 from moviegenre.cli import app
-from moviegenre.errors import ModelError
-from moviegenre.explain import explain
-from moviegenre.fast import BUNDLE_FILE, FastStatic, StaticTable, load_bundle
-from moviegenre.files import sha256_of
-from moviegenre.static import StaticEmbedder
-from moviegenre.train import train
+from moviegenre.core.errors import ModelError
+from moviegenre.core.files import sha256_of
+from moviegenre.fast.bundle import BUNDLE_FILE, load_bundle
+from moviegenre.fast.static import FastStatic, StaticTable
+from moviegenre.kinds import static_embedder
+from moviegenre.kinds.static_embedder import StaticEmbedder
+from moviegenre.model.artifact import load_model, save_model
+from moviegenre.model.explain import explain_items
+from moviegenre.training.train import train
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 model2vec = pytest.importorskip("model2vec")
@@ -107,7 +109,7 @@ def test_the_table_is_distilled_once_and_cached(embedder, params, cache_dir, sam
     def refuse(*args):
         raise AssertionError("distilled again")
 
-    monkeypatch.setattr(static, "_distill", refuse)
+    monkeypatch.setattr(static_embedder, "_distill", refuse)
     again = StaticEmbedder(encoder=ENCODER, cache_dir=str(cache_dir), token_remove_pattern=SMALL_VOCABULARY)
     again.fit(sample.frame)
     np.testing.assert_array_equal(again.embeddings_, embedder.embeddings_)
@@ -130,8 +132,7 @@ def test_an_encoder_that_is_not_there_is_a_model_error(tmp_path):
 
 def test_saved_model_scores_through_its_compiled_form(trained, model_dir, sample):
     meta = json.loads((model_dir / "model.json").read_text())
-    assert meta["kind"] == "static" and meta["fast_path"]["format"] == 2
-    assert meta["params"]["encoder"] == ENCODER  # as given, never resolved into another path
+    assert meta["kind"] == "static" and meta["fast_path"]["form"] == "static"
     loaded = load_model(model_dir)
     assert isinstance(loaded.scorer, FastStatic)
     frame = sample.frame.iloc[:40]
@@ -143,10 +144,41 @@ def test_saved_model_scores_through_its_compiled_form(trained, model_dir, sample
                                rtol=0, atol=1e-12)
 
 
+def test_the_table_is_stored_once_in_fast_npz(trained, model_dir, sample):
+    """model.skops leaves the table out; the pipeline read back from it gets the table from
+    fast.npz, and predicts as the compiled form does."""
+    import skops.io
+
+    with zipfile.ZipFile(model_dir / "model.skops") as archive:
+        schema = archive.read("schema.json").decode()
+    assert "embeddings_" not in schema and "tokenizer_" not in schema
+    in_memory = trained.pipeline.embedder_
+    assert in_memory.embeddings_.nbytes > 1_000_000  # the model in memory keeps its table...
+    assert len(skops.io.dumps(in_memory)) < 20_000  # ...and its serialised embedder leaves it out
+    loaded = load_model(model_dir)
+    embedder = loaded.pipeline.embedder_
+    np.testing.assert_array_equal(embedder.embeddings_, trained.pipeline.embedder_.embeddings_)
+    assert embedder.tokenizer_ == trained.pipeline.embedder_.tokenizer_
+    frame = sample.frame.iloc[:20]
+    np.testing.assert_allclose(loaded.pipeline.predict_proba(frame),
+                               loaded.predict_proba(frame, calibrated=False), rtol=0, atol=1e-9)
+
+
+def test_an_embedder_read_without_its_model_directory_says_how_to_load_it(model_dir):
+    import skops.io
+
+    from moviegenre.model.trust import trusted_types
+
+    path = model_dir / "model.skops"
+    pipeline = skops.io.load(path, trusted=sorted(set(skops.io.get_untrusted_types(file=path)) & trusted_types()))
+    with pytest.raises(ModelError, match="load its model with moviegenre.load_model"):
+        pipeline.embedder_.transform(["a plot"])
+
+
 def test_predicting_imports_neither_torch_nor_scikit_learn(model_dir):
     script = (
         "import json, sys\n"
-        "from moviegenre.artifact import load_model\n"
+        "from moviegenre.model.artifact import load_model\n"
         f"model = load_model({str(model_dir)!r})\n"
         "model.predict_proba([{'plot': 'a sheriff rides out of town', 'title': 'Dodge', 'year': 1950}])\n"
         "model.predict_proba(['a plot', 'another plot'])\n"
@@ -202,7 +234,7 @@ def test_explanation_parts_add_up_to_the_score(model_dir):
 
     loaded = load_model(model_dir)
     plot = "A lone gunfighter rides into a frontier town to avenge his brother, killed by outlaws."
-    explanation = explain(loaded, plot, title="Dead Man's Trail", year=1956, top_genres=3)
+    explanation = explain_items(loaded, [{"plot": plot, "title": "Dead Man's Trail", "year": 1956}], top_genres=3)[0]
     uncalibrated = loaded.predict_proba([{"plot": plot, "title": "Dead Man's Trail", "year": 1956}],
                                         calibrated=False)[0]
     assert len(explanation) == 3
@@ -230,7 +262,7 @@ def test_static_reaches_the_target_on_held_out_movies(dev_movies):
     held out, with the full distilled table (minutes on two cores; opt-in with -m long)."""
     from sklearn.model_selection import train_test_split
 
-    from moviegenre.evaluate import roc_metrics
+    from moviegenre.training.evaluate import roc_metrics
 
     seen, unseen = train_test_split(np.arange(len(dev_movies)), test_size=0.2, random_state=0)
     model = train("static", dev_movies.subset(seen), cv_folds=0)

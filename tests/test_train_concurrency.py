@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import sklearn.svm._base as svm_base
 
-from moviegenre.train import train
+from moviegenre.training.train import train
 
 
 class ConcurrencyProbe:

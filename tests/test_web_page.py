@@ -18,10 +18,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from tests.support.servers import serve_in_background
 
 from conftest import E1_PLOT, E2_PLOT
-from moviegenre.api.background import serve_in_background
-from moviegenre.genres import GENRES
+from moviegenre.core.genres import GENRES
 
 pytestmark = pytest.mark.browser
 

@@ -59,7 +59,7 @@ def main() -> None:
 
     # the handler logs its model's load and warm-up times, as Lambda would to CloudWatch
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
-    module, wall, cpu = timed(lambda: import_module("moviegenre.lambda_handler"))
+    module, wall, cpu = timed(lambda: import_module("moviegenre.api.lambda_handler"))
     state = module.app.state.model_state
     if state.model is None:
         raise SystemExit(f"the handler has no model: {state.not_ready_reason()}")

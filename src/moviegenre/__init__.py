@@ -5,10 +5,12 @@
 >>> model.predict_proba(["a gunfight in a frontier town"])  # doctest: +SKIP
 """
 
-from .artifact import load_model, save_model
-from .errors import DataError, ModelError, MovieGenreError
-from .genres import GENRES, PROBABILITY_KEYS
-from .predict import GenreModel
+from moviegenre.core.errors import DataError, InvalidItem, ModelError, MovieGenreError
+from moviegenre.core.genres import GENRES, PROBABILITY_KEYS
+from moviegenre.core.layout import Layout
+from moviegenre.model.artifact import load_model, save_model
+from moviegenre.model.card import ModelCard
+from moviegenre.model.genre_model import GenreModel
 
 __version__ = "0.1.0"
 
@@ -17,6 +19,9 @@ __all__ = [
     "PROBABILITY_KEYS",
     "DataError",
     "GenreModel",
+    "InvalidItem",
+    "Layout",
+    "ModelCard",
     "ModelError",
     "MovieGenreError",
     "load_model",

@@ -1,3 +1,3 @@
-from .cli import app
+from moviegenre.cli import app
 
 app(prog_name="moviegenre")

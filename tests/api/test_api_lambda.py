@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 
 from conftest import E1_PLOT, E2_PLOT
-from moviegenre.genres import GENRES, PROBABILITY_KEYS
-from moviegenre.predict import as_probability_record
+from moviegenre.core.genres import GENRES, PROBABILITY_KEYS
+from moviegenre.model.genre_model import as_probability_record
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "aws"
 EVENTS = DEPLOY / "events"
@@ -33,14 +33,14 @@ def event(name: str) -> dict:
 
 
 def load_handler(monkeypatch, model_dir, api_key: str | None = None):
-    """Import (or re-import) moviegenre.lambda_handler the way Lambda does: environment first."""
+    """Import (or re-import) moviegenre.api.lambda_handler the way Lambda does: environment first."""
     monkeypatch.setenv("MOVIEGENRE_MODEL", str(model_dir))
     if api_key is None:
         monkeypatch.delenv("MOVIEGENRE_API_KEY", raising=False)
     else:
         monkeypatch.setenv("MOVIEGENRE_API_KEY", api_key)
-    module = sys.modules.get("moviegenre.lambda_handler")
-    return importlib.reload(module) if module else importlib.import_module("moviegenre.lambda_handler")
+    module = sys.modules.get("moviegenre.api.lambda_handler")
+    return importlib.reload(module) if module else importlib.import_module("moviegenre.api.lambda_handler")
 
 
 @pytest.fixture(scope="module")
@@ -253,7 +253,7 @@ def package_extras() -> set[str]:
 def test_dockerfile_uses_the_lambda_base_image_and_handler():
     instructions = dockerfile_instructions()
     assert instructions[0] == ("FROM", "public.ecr.aws/lambda/python:3.11")
-    assert instructions[-1] == ("CMD", '["moviegenre.lambda_handler.handler"]')
+    assert instructions[-1] == ("CMD", '["moviegenre.api.lambda_handler.handler"]')
 
 
 def test_dockerfile_installs_the_extras_it_is_given_and_checks_by_predicting():
@@ -269,7 +269,7 @@ def test_dockerfile_installs_the_extras_it_is_given_and_checks_by_predicting():
     install = position("RUN", r"pip install .*/tmp/moviegenre\[\$\{EXTRAS\}\]")
     model_copy = position("COPY", r"^\$\{MODEL_DIR\} /opt/moviegenre/model$")
     model_env = position("ENV", r"MOVIEGENRE_MODEL=/opt/moviegenre/model")
-    check = position("RUN", r"^python -m moviegenre\.lambda_handler --check( |$)")
+    check = position("RUN", r"^python -m moviegenre\.api\.lambda_handler --check( |$)")
     assert extras_arg < install < model_copy < check and model_env < check
 
 

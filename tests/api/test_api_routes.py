@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shutil
 import threading
@@ -15,10 +16,12 @@ from fastapi.testclient import TestClient
 
 from conftest import E1_PLOT, E2_PLOT
 from moviegenre.api.app import create_app, max_url_bytes
-from moviegenre.data import load_movies
-from moviegenre.genres import GENRES, PROBABILITY_KEYS
-from moviegenre.predict import GenreModel, as_probability_record
-from moviegenre.settings import Settings
+from moviegenre.core.data import load_movies
+from moviegenre.core.genres import GENRES, PROBABILITY_KEYS
+from moviegenre.core.settings import Settings
+from moviegenre.kinds.registry import get_kind, register
+from moviegenre.model.explain import explainable_kinds
+from moviegenre.model.genre_model import GenreModel, as_probability_record
 
 API_KEY = "test-key-7f3a"
 
@@ -480,7 +483,7 @@ def test_openapi_documents_explanations(client):
 
 @pytest.fixture(scope="module")
 def seed_client(dev_movies):
-    from moviegenre.train import train
+    from moviegenre.training.train import train
 
     seed = train("seed", dev_movies.subset(np.arange(40)), cv_folds=0)
     with TestClient(create_app(seed, settings_for("unused"))) as test_client:
@@ -489,7 +492,8 @@ def seed_client(dev_movies):
 
 def test_a_model_kind_that_cannot_be_explained_answers_422(seed_client):
     assert seed_client.get("/inference", params={"plot": E1_PLOT}).status_code == 200
-    message = r"model kind 'seed' cannot be explained.*explanations need a linear or hybrid model"
+    message = "model kind 'seed' cannot be explained; explanations need a model of kind " + re.escape(
+        ", ".join(explainable_kinds()[:-1]) + " or " + explainable_kinds()[-1])
     assert_error(seed_client.get("/inference", params={"plot": E1_PLOT, "explain": "true"}), 422, "not_explainable",
                  message)
     body = {"items": [{"id": "1", "plot": E1_PLOT}], "explain": True}
@@ -497,31 +501,51 @@ def test_a_model_kind_that_cannot_be_explained_answers_422(seed_client):
     assert seed_client.post("/v1/predict", json={"items": body["items"]}).status_code == 200
 
 
-def test_the_first_explanation_loads_the_pipeline_without_stalling_other_requests(small_model):
-    """The pipeline is deserialised on the first explanation, in a worker thread and outside the
-    request's time limit: meanwhile other requests are answered at once."""
+def test_the_first_explanation_builds_the_explainer_without_stalling_other_requests(small_model):
+    """The model's explainer is built on the first explanation, in a worker thread and outside
+    the request's time limit: meanwhile other requests are answered at once."""
     started, release = threading.Event(), threading.Event()
+    linear = get_kind("linear")
 
-    def slow_load():
+    def slow_explainer(model):
         started.set()
         assert release.wait(30)
-        return small_model.pipeline
+        return linear.explainer(model)
 
-    lazy = GenreModel(None, small_model.metadata, scorer=small_model.scorer, load_pipeline=slow_load)
-    with TestClient(create_app(lazy, settings_for("unused", request_timeout_s=1))) as fresh:
-        with ThreadPoolExecutor(1) as pool:
-            first = pool.submit(fresh.get, "/inference", params={"plot": E1_PLOT, "explain": "true"})
-            assert started.wait(30)
-            began = time.perf_counter()
-            assert fresh.get("/inference", params={"plot": E2_PLOT}).status_code == 200
-            assert fresh.post("/v1/predict", json={"items": [{"id": "1", "plot": E2_PLOT}]}).status_code == 200
-            assert fresh.get("/healthz").status_code == 200
-            assert time.perf_counter() - began < 1
-            time.sleep(1.2)  # past the request time limit: loading is not bound by it
-            release.set()
-            response = first.result(timeout=30)
-        assert response.status_code == 200, response.text
-        assert len(response.json()["explanation"]) == 3
+    fresh_model = GenreModel(None, small_model.metadata, scorer=small_model.scorer)
+    register(dataclasses.replace(linear, explainer=slow_explainer))
+    try:
+        with TestClient(create_app(fresh_model, settings_for("unused", request_timeout_s=1))) as fresh:
+            with ThreadPoolExecutor(1) as pool:
+                first = pool.submit(fresh.get, "/inference", params={"plot": E1_PLOT, "explain": "true"})
+                assert started.wait(30)
+                began = time.perf_counter()
+                assert fresh.get("/inference", params={"plot": E2_PLOT}).status_code == 200
+                assert fresh.post("/v1/predict", json={"items": [{"id": "1", "plot": E2_PLOT}]}).status_code == 200
+                assert fresh.get("/healthz").status_code == 200
+                assert time.perf_counter() - began < 1
+                time.sleep(1.2)  # past the request time limit: building is not bound by it
+                release.set()
+                response = first.result(timeout=30)
+    finally:
+        register(linear)
+    assert response.status_code == 200, response.text
+    assert len(response.json()["explanation"]) == 3
+
+
+def test_a_linear_model_explains_without_deserialising_its_pipeline(small_model):
+    """A linear model explains from its compiled form: model.skops is never read."""
+
+    def refuse():
+        raise AssertionError("explaining deserialised model.skops")
+
+    lazy = GenreModel(None, small_model.metadata, scorer=small_model.scorer, load_pipeline=refuse)
+    with TestClient(create_app(lazy, settings_for("unused"))) as fresh:
+        got = fresh.get("/inference", params={"plot": EXPLAINED_PLOT, "explain": "true", "explain_top": 24})
+        assert got.status_code == 200, got.text
+        body = {"items": [{"id": "1", "plot": EXPLAINED_PLOT}], "explain": True, "explain_top": 24}
+        assert fresh.post("/v1/predict", json=body).json()["predictions"][0]["explanation"] == got.json()[
+            "explanation"]
 
 
 def test_explanations_follow_the_servers_plot_limit_not_the_environments(small_model):

@@ -10,13 +10,13 @@ from urllib.parse import quote
 
 import httpx
 import pytest
+from tests.support.servers import ServerStartError, serve_in_background
 
 from conftest import E1_PLOT, E2_PLOT
 from moviegenre.api.app import max_url_bytes
-from moviegenre.api.background import ServerStartError, serve_in_background
-from moviegenre.genres import PROBABILITY_KEYS
-from moviegenre.predict import as_probability_record
-from moviegenre.settings import Settings
+from moviegenre.core.genres import PROBABILITY_KEYS
+from moviegenre.core.settings import Settings
+from moviegenre.model.genre_model import as_probability_record
 
 
 @pytest.fixture
@@ -82,8 +82,8 @@ def test_missing_model_directory_serves_not_ready(tmp_path):
 def test_serve_trains_the_default_model_when_there_is_none(dev_movies, tmp_path):
     """`make serve` on a fresh machine: no model yet, so serve trains the default kind first
     (on 600 movies here, to keep it short: the default kind distils its encoder, minutes)."""
-    from moviegenre.genres import GENRES
-    from moviegenre.models import DEFAULT_KIND
+    from moviegenre.core.genres import GENRES
+    from moviegenre.kinds.registry import DEFAULT_KIND
 
     sample = dev_movies.frame.iloc[:600].assign(
         genres=["|".join(g for g, on in zip(GENRES, row, strict=True) if on) for row in dev_movies.labels[:600]]

@@ -10,9 +10,9 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 import pytest
+from tests.support.servers import serve_in_background
 
 from moviegenre.api.app import DOCS_ASSETS
-from moviegenre.api.background import serve_in_background
 
 pytestmark = pytest.mark.browser
 

@@ -28,13 +28,13 @@ from pathlib import Path
 import numpy as np
 import psutil
 import pytest
+from tests.support.servers import HOST, BackgroundServer, free_port, serve_in_background
 
 from conftest import E1_PLOT, offline_encoder
-from moviegenre.api.background import HOST, BackgroundServer, free_port, serve_in_background
-from moviegenre.artifact import save_model
-from moviegenre.genres import PROBABILITY_KEYS
-from moviegenre.predict import GenreModel, as_probability_record
-from moviegenre.train import train
+from moviegenre.core.genres import PROBABILITY_KEYS
+from moviegenre.model.artifact import save_model
+from moviegenre.model.genre_model import GenreModel, as_probability_record
+from moviegenre.training.train import train
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 ENCODER = offline_encoder()
@@ -69,7 +69,7 @@ if _blocked:
 
 _gate = os.environ.get("HOOK_WARM_GATE")
 if _gate:
-    from moviegenre.predict import GenreModel
+    from moviegenre.model.genre_model import GenreModel
 
     _real_warm = GenreModel.warm
 
@@ -225,11 +225,11 @@ def test_a_model_that_cannot_score_keeps_the_server_up_but_not_ready(hybrid_dir,
 
 
 def load_handler(monkeypatch, model_dir: Path):
-    """Import (or re-import) moviegenre.lambda_handler the way Lambda does: environment first."""
+    """Import (or re-import) moviegenre.api.lambda_handler the way Lambda does: environment first."""
     monkeypatch.setenv("MOVIEGENRE_MODEL", str(model_dir))
     monkeypatch.delenv("MOVIEGENRE_API_KEY", raising=False)
-    module = sys.modules.get("moviegenre.lambda_handler")
-    return importlib.reload(module) if module else importlib.import_module("moviegenre.lambda_handler")
+    module = sys.modules.get("moviegenre.api.lambda_handler")
+    return importlib.reload(module) if module else importlib.import_module("moviegenre.api.lambda_handler")
 
 
 @pytest.fixture
@@ -294,7 +294,7 @@ def test_the_image_check_in_a_fresh_process(model, request, hooks):
     directory = request.getfixturevalue(model)
     inherited = {k: v for k, v in os.environ.items() if not k.startswith("MOVIEGENRE_")}
     environment = {**inherited, **hooked(hooks, HOOK_BLOCK_MODULES=ENCODER_MODULES), "MOVIEGENRE_MODEL": str(directory)}
-    command = [sys.executable, "-m", "moviegenre.lambda_handler", "--check"]
+    command = [sys.executable, "-m", "moviegenre.api.lambda_handler", "--check"]
     result = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=300)
     if model == "small_model_dir":
         assert result.returncode == 0, result.stdout + result.stderr

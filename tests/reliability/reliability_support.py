@@ -1,6 +1,6 @@
 """Helpers shared by the reliability suites: answers that must hold, and percentiles.
 
-A real server comes from :func:`moviegenre.api.background.serve_in_background`.
+A real server comes from :func:`tests.support.servers.serve_in_background`.
 
 Not a ``conftest.py``: a second one would shadow the root ``tests/conftest.py`` for
 ``from conftest import ...``. The root fixtures (``small_model_dir``, ``small_model``) are used
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import httpx
 
-from moviegenre.genres import GENRES, PROBABILITY_KEYS
-from moviegenre.settings import Settings
+from moviegenre.core.genres import GENRES, PROBABILITY_KEYS
+from moviegenre.core.settings import Settings
 
 #: Error codes the API documents for client errors, by status.
 CLIENT_ERROR_CODES = {

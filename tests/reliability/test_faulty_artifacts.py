@@ -24,15 +24,16 @@ import pytest
 import skops.io
 from fastapi.testclient import TestClient
 from reliability_support import assert_json_error, settings_for
+from tests.support.servers import serve_in_background
 
 from conftest import Evil, editing_model_json, flip_a_byte, replace_model_file
 from moviegenre.api.app import create_app
-from moviegenre.api.background import serve_in_background
-from moviegenre.artifact import METADATA_FILE, MODEL_FILE, load_model
-from moviegenre.errors import ModelError
-from moviegenre.examples import EXAMPLE_PLOTS
+from moviegenre.core.errors import ModelError
+from moviegenre.core.examples import EXAMPLE_PLOTS
+from moviegenre.core.layout import Layout
+from moviegenre.model.artifact import load_model
 
-FAST_FILE = "fast.npz"  # the compiled form of a linear model, when the directory has one
+MODEL_FILE, METADATA_FILE, FAST_FILE = Layout.MODEL, Layout.CARD, Layout.FAST
 
 
 def _write_meta(directory: Path, meta) -> None:
@@ -66,6 +67,26 @@ def _other_sklearn(directory: Path) -> None:
         meta["versions"]["scikit-learn"] = "0.24.2"
 
 
+def _without_fast_form(directory: Path) -> None:
+    """The compiled form gone, and the card consistent with that: only the form is missing."""
+    (directory / FAST_FILE).unlink()
+    with editing_model_json(directory) as meta:
+        del meta["fast_path"]
+
+
+def _edit_text(old: str, new: Callable[[str], str]) -> Callable[[Path], None]:
+    """Replace the first ``"old": value`` of model.json's text with what ``new`` makes of it."""
+
+    def edit(directory: Path) -> None:
+        path = directory / METADATA_FILE
+        text = path.read_text()
+        start = text.index(f'"{old}": ') + len(old) + 4
+        end = min(text.index(c, start) for c in ",}\n" if c in text[start:])
+        path.write_text(text[:start] + new(text[start:end]) + text[end:])
+
+    return edit
+
+
 def _not_a_skops_zip(path: Path) -> None:
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr("readme.txt", "a zip, but not a skops file")
@@ -82,6 +103,11 @@ CASES: dict[str, tuple[Callable[[Path], None], str]] = {
     "model-json-a-list": (lambda d: (d / METADATA_FILE).write_text("[1, 2]"), "must hold a JSON object"),
     "model-json-lacks-fields": (lambda d: _write_meta(d, {"id": "x"}), r"lacks field\(s\)"),
     "format-from-the-future": (_edit_meta(format_version=99), "format_version 99"),
+    "format-from-the-past": (_edit_meta(format_version=1), r"format_version 1; .*moviegenre train --kind linear"),
+    "thresholds-a-list": (_edit_meta(thresholds=[0.5] * 24), "field 'thresholds' is malformed"),
+    "thresholds-a-string": (_edit_meta(thresholds="0.5"), "field 'thresholds' is malformed"),
+    "huge-integer": (_edit_text("rows", lambda _: "9" * 5_000), r"field 'training_data\.rows' is malformed"),
+    "deep-nesting": (_edit_text("C", lambda _: "[" * 100_000 + "]" * 100_000), "field 'params' is nested"),
     "genres-reordered": (_edit_meta(genres=["Western", "Action"]), "field 'genres'"),
     "artifact-field-malformed": (_edit_meta(artifact="model.skops"), "field 'artifact' is malformed"),
     "other-scikit-learn": (_other_sklearn, "made with scikit-learn 0.24.2"),
@@ -101,8 +127,13 @@ CASES: dict[str, tuple[Callable[[Path], None], str]] = {
     "zip-but-not-skops": (_replace_model_file(_not_a_skops_zip), "not a readable skops file"),
     "fast-path-altered": (_flip_a_byte(FAST_FILE), r"fast\.npz has been altered or truncated"),
     "fast-path-missing": (lambda d: (d / FAST_FILE).unlink(), r"fast\.npz is missing"),
+    "fast-form-removed": (_without_fast_form, r"has no fast\.npz, and a 'linear' model is only served through"),
+    "fast-form-of-another-model": (
+        _replace_model_file(lambda p: skops.io.dump({"another": "model"}, p)),
+        r"fast\.npz does not belong to this model\.skops",
+    ),
 }
-NEEDS_FAST_FILE = {"fast-path-altered", "fast-path-missing"}
+NEEDS_FAST_FILE = {"fast-path-altered", "fast-path-missing", "fast-form-removed", "fast-form-of-another-model"}
 
 
 @pytest.fixture

@@ -20,8 +20,8 @@ import pytest
 from typer.testing import CliRunner
 
 from moviegenre import cli
-from moviegenre.batch import LocalEngine, score_files
-from moviegenre.errors import DataError, MovieGenreError
+from moviegenre.batch.scoring import LocalEngine, score_files
+from moviegenre.core.errors import DataError, MovieGenreError
 
 GOOD = ",year,title,plot\n1,1999,A,a cowboy rides into a frontier town .\n2,2001,B,a ghost haunts a house .\n"
 
@@ -188,7 +188,7 @@ def cluster():
 def engine(request, small_model, small_model_dir):
     if request.param == "local":
         return LocalEngine(small_model)
-    from moviegenre.batch_dask import DaskEngine
+    from moviegenre.batch.dask_engine import DaskEngine
 
     return DaskEngine(small_model_dir, scheduler=request.getfixturevalue("cluster"))
 

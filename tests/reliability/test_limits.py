@@ -18,14 +18,14 @@ import anyio
 import pytest
 from fastapi.testclient import TestClient
 from reliability_support import assert_json_error
+from tests.support.servers import serve_in_background
 from typer.testing import CliRunner
 
 from moviegenre import cli
 from moviegenre.api.app import create_app, max_url_bytes
-from moviegenre.api.background import serve_in_background
 from moviegenre.api.middleware import RequestLimitsMiddleware
-from moviegenre.examples import EXAMPLE_PLOTS
-from moviegenre.settings import Settings, get_settings
+from moviegenre.core.examples import EXAMPLE_PLOTS
+from moviegenre.core.settings import Settings, get_settings
 
 PLOT = (EXAMPLE_PLOTS["E1"] + " ") * 2  # 600-odd characters of a real plot
 

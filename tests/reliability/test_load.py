@@ -22,9 +22,9 @@ import httpx
 import psutil
 import pytest
 from reliability_support import assert_json_error, percentile
+from tests.support.servers import BackgroundServer, serve_in_background
 
-from moviegenre.api.background import BackgroundServer, serve_in_background
-from moviegenre.data import load_movies
+from moviegenre.core.data import load_movies
 
 MB = 1024 * 1024
 CONCURRENCY = 8

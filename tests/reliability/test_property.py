@@ -28,9 +28,9 @@ from typer.testing import CliRunner
 
 from moviegenre import cli
 from moviegenre.api.app import create_app
-from moviegenre.errors import DataError
-from moviegenre.genres import GENRES, PROBABILITY_KEYS
-from moviegenre.predict import GenreModel, PipelineScorer, as_probability_record
+from moviegenre.core.errors import DataError
+from moviegenre.core.genres import GENRES, PROBABILITY_KEYS
+from moviegenre.model.genre_model import GenreModel, PipelineScorer, as_probability_record
 
 MAX_PLOT_CHARS = 20_000
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

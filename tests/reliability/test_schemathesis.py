@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, settings
 from reliability_support import settings_for
 
 from moviegenre.api.app import create_app
-from moviegenre.items import PLOT_PATTERN
+from moviegenre.core.items import PLOT_PATTERN
 
 API_KEY = "reliability-key-3b9e"
 #: Per operation and per generation mode (valid, invalid); the slow run takes more.

@@ -19,14 +19,14 @@ from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redi
 from fastapi.responses import HTMLResponse
 from starlette.staticfiles import StaticFiles
 
-from .. import __version__
-from ..predict import GenreModel
-from ..settings import Settings, get_settings
-from .deps import ModelState
-from .errors import install_error_handlers
-from .metrics import Metrics
-from .middleware import ApiKeyMiddleware, MetricsMiddleware, RequestLimitsMiddleware
-from .routes import health, inference, v1, web
+from moviegenre import __version__
+from moviegenre.api.deps import ModelState
+from moviegenre.api.errors import install_error_handlers
+from moviegenre.api.metrics import Metrics
+from moviegenre.api.middleware import ApiKeyMiddleware, MetricsMiddleware, RequestLimitsMiddleware
+from moviegenre.api.routes import health, inference, v1, web
+from moviegenre.core.settings import Settings, get_settings
+from moviegenre.model.genre_model import GenreModel
 
 #: Where Swagger UI's scripts and styles for ``/docs`` are served from: the ``fastapi-offline``
 #: package's copy, not FastAPI's default CDN, so that ``/docs`` works offline.
@@ -57,7 +57,7 @@ def create_app(model: GenreModel | None = None, settings: Settings | None = None
     """Build the API around ``model``, or around the model at ``settings.model``.
 
     Without ``model``, the model directory is loaded and warmed (it scores an example, see
-    :meth:`~moviegenre.predict.GenreModel.warm`) once at startup, in the ASGI lifespan, or
+    :meth:`~moviegenre.model.genre_model.GenreModel.warm`) once at startup, in the ASGI lifespan, or
     right here with ``load_now=True`` (for AWS Lambda, where Mangum runs without lifespan).
     The server accepts connections only once the lifespan has finished, so ``/readyz``'s
     first 200 comes after the encoder and everything else a first prediction loads; with
@@ -94,8 +94,8 @@ def create_app(model: GenreModel | None = None, settings: Settings | None = None
     routers = [module.router for module in (inference, v1, health, web)]
     for router in routers:
         app.include_router(router)
-    if resources.files("moviegenre").joinpath("static").is_dir():
-        app.mount("/static", StaticFiles(packages=[("moviegenre", "static")]), name="static")
+    if resources.files("moviegenre.api").joinpath("web").is_dir():
+        app.mount("/static", StaticFiles(packages=[("moviegenre.api", "web")]), name="static")
     _serve_docs_offline(app)
 
     route_paths = frozenset([route.path for router in routers for route in router.routes] + list(PUBLIC_PATHS))

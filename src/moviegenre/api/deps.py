@@ -1,4 +1,5 @@
-"""What routes depend on: the settings, the loaded model, and time-limited prediction work."""
+"""What routes depend on and share: the settings, the loaded model, and time-limited prediction
+and explanation work."""
 
 from __future__ import annotations
 
@@ -14,12 +15,13 @@ import anyio
 import anyio.to_thread
 from fastapi import Depends, Request
 
-from ..artifact import load_model
-from ..errors import MovieGenreError
-from ..predict import GenreModel
-from ..settings import Settings
-from .errors import ApiError
-from .metrics import Metrics
+from moviegenre.api.errors import ApiError
+from moviegenre.api.metrics import Metrics
+from moviegenre.core.errors import MovieGenreError
+from moviegenre.core.settings import Settings
+from moviegenre.model.artifact import load_model
+from moviegenre.model.explain import NotExplainable, explainer_of, has_explainer
+from moviegenre.model.genre_model import GenreModel
 
 logger = logging.getLogger("moviegenre.api")
 T = TypeVar("T")
@@ -31,7 +33,7 @@ class ModelState:
     ``/readyz``.
 
     :attr:`model` is set only once the model has scored an example (:meth:`GenreModel.warm
-    <moviegenre.predict.GenreModel.warm>`), so the first request after ``/readyz`` says ready
+    <moviegenre.model.genre_model.GenreModel.warm>`), so the first request after ``/readyz`` says ready
     finds its encoder loaded and answers as fast as the rest.
     """
 
@@ -106,3 +108,20 @@ async def run_limited(settings: Settings, work: Callable[..., T], *args) -> T:
         "timeout",
         f"prediction took longer than {settings.request_timeout_s:g} s; send fewer or shorter plots per request",
     )
+
+
+async def run_explaining(settings: Settings, model: GenreModel, work: Callable[..., T], *args) -> T:
+    """``work(*args)``, which explains, as :func:`run_limited` runs it; 422 for a model kind
+    that cannot be explained.
+
+    The model's explainer is built first, on first use (:func:`~moviegenre.model.explain.explainer_of`):
+    in a worker thread, so the event loop goes on serving, and outside the request's time limit,
+    since it happens once per process. For the linear and static kinds that takes microseconds
+    (they explain from the compiled form they score with); a ``hybrid`` deserialises its pipeline.
+    """
+    try:
+        if not has_explainer(model):
+            await anyio.to_thread.run_sync(explainer_of, model)
+        return await run_limited(settings, work, *args)
+    except NotExplainable as exc:
+        raise ApiError(422, "not_explainable", str(exc)) from None

@@ -15,8 +15,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..errors import DataError, InvalidItem, MovieGenreError
-from ..items import PLOT_TOO_LONG
+from moviegenre.core.errors import DataError, InvalidItem, MovieGenreError
+from moviegenre.core.items import PLOT_TOO_LONG
 
 logger = logging.getLogger("moviegenre.api")
 

@@ -6,9 +6,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from ..explain import EXPLAIN_TERMS, EXPLAIN_TOP
-from ..genres import GENRES, PROBABILITY_KEYS
-from ..items import MAX_TITLE_CHARS, MAX_YEAR, MIN_YEAR, PLOT_PATTERN
+from moviegenre.core.genres import GENRES, PROBABILITY_KEYS
+from moviegenre.core.items import MAX_TITLE_CHARS, MAX_YEAR, MIN_YEAR, PLOT_PATTERN
+from moviegenre.model.explain import EXPLAIN_TERMS, EXPLAIN_TOP, explainable_kinds
 
 _E2_PLOT = (
     "the true story of billy hayes ,  an american college student who is caught smuggling drugs "
@@ -24,7 +24,7 @@ _EXAMPLE_PROBABILITIES = dict(
 )  # fmt: skip
 
 
-#: The plot rule of the input contract (:mod:`moviegenre.items`) as JSON Schema, so that clients
+#: The plot rule of the input contract (:mod:`moviegenre.core.items`) as JSON Schema, so that clients
 #: and fuzzers generating requests from the schema know it: not empty, a letter or digit.
 PLOT_SCHEMA: dict[str, Any] = {"minLength": 1, "pattern": PLOT_PATTERN}
 PLOT_DESCRIPTION = (
@@ -37,7 +37,9 @@ PLOT_DESCRIPTION = (
 EXPLAIN_TOP_BOUNDS: dict[str, int] = {"ge": 1, "le": len(GENRES)}
 EXPLAIN_DESCRIPTION = (
     "Also explain the most probable genres: the words of the plot and title that pushed each "
-    "genre's score up or down (see `explanation`)."
+    "genre's score up or down (see `explanation`). The model kinds "
+    f"{', '.join(f'`{name}`' for name in explainable_kinds())} can be explained; another kind "
+    "answers 422 `not_explainable`."
 )
 EXPLAIN_TOP_DESCRIPTION = f"How many genres to explain, most probable first (1 to {len(GENRES)}); used with `explain`."
 
@@ -55,7 +57,7 @@ _EXAMPLE_EXPLANATION = [
         "other_terms": 2.183,
         "embedding": 0.845,
     }
-]  # a hybrid model's (a linear model's has "embedding": null, which the published schema would drop)
+]  # a static or hybrid model's (a linear model's has "embedding": null, which the published schema would drop)
 
 
 class ExplanationTerm(BaseModel):
@@ -84,7 +86,8 @@ class GenreExplanation(BaseModel):
     )
     other_terms: float = Field(description="The sum of every other contribution of the movie's words and year.")
     embedding: float | None = Field(
-        description="A hybrid model's sentence-embedding part, weighted as blended; `null` for a linear model."
+        description="The sentence-embedding part of a model that blends one in (the `static` and `hybrid` "
+        "kinds), weighted as blended; `null` for a model without one (the `linear` kind)."
     )
 
 

@@ -19,8 +19,8 @@ from typing import Any
 import uvicorn
 from uvicorn.config import LOGGING_CONFIG
 
-from ..settings import Settings
-from .app import create_app, max_url_bytes
+from moviegenre.api.app import create_app, max_url_bytes
+from moviegenre.core.settings import Settings
 
 #: How long uvicorn's supervisor waits for a worker to answer its health ping before killing
 #: and restarting it. A spawned worker first re-imports the CLI (scikit-learn, skops...): on a

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from ..deps import MetricsDep
-from ..errors import error_response
-from ..metrics import CONTENT_TYPE
-from ..schemas import HealthResponse, ReadyResponse, error_responses
+from moviegenre.api.deps import MetricsDep
+from moviegenre.api.errors import error_response
+from moviegenre.api.metrics import CONTENT_TYPE
+from moviegenre.api.schemas import HealthResponse, ReadyResponse, error_responses
 
 router = APIRouter(tags=["operations"])
 

@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
-import anyio.to_thread
 from fastapi import APIRouter, Query
 
-from ...errors import InvalidItem
-from ...explain import EXPLAIN_TOP, NotExplainable, explain_items
-from ...items import check_plot
-from ...predict import GenreModel, as_probability_record
-from ...settings import Settings
-from ..deps import MetricsDep, ModelDep, SettingsDep, run_limited
-from ..errors import ApiError, invalid_item
-from ..schemas import (
+from moviegenre.api.deps import MetricsDep, ModelDep, SettingsDep, run_explaining, run_limited
+from moviegenre.api.errors import invalid_item
+from moviegenre.api.schemas import (
     EXPLAIN_DESCRIPTION,
     EXPLAIN_TOP_BOUNDS,
     EXPLAIN_TOP_DESCRIPTION,
@@ -24,9 +17,12 @@ from ..schemas import (
     InferenceResponse,
     error_responses,
 )
+from moviegenre.core.errors import InvalidItem
+from moviegenre.core.items import check_plot
+from moviegenre.model.explain import EXPLAIN_TOP, explain_items
+from moviegenre.model.genre_model import GenreModel, as_probability_record
 
 router = APIRouter(tags=["compatibility"])
-T = TypeVar("T")
 
 #: A plot up to this long, scored by a quick scorer (the compiled linear model), is scored on the
 #: event loop. That takes 25 ms at worst and usually well under one, which is less than handing
@@ -44,21 +40,6 @@ def _classify_and_explain(model: GenreModel, plot: str, max_chars: int, top: int
     proba = model.predict_proba([plot], max_plot_chars=max_chars)
     explanation = explain_items(model, [plot], top_genres=top, proba=proba, max_plot_chars=max_chars)[0]
     return {"clasification": as_probability_record(proba[0]), "explanation": explanation}
-
-
-async def run_explaining(settings: Settings, model: GenreModel, work: Callable[..., T], *args) -> T:
-    """``work(*args)``, which explains, as :func:`run_limited` runs it; 422 for a model kind
-    that cannot be explained.
-
-    The model's pipeline, which explanations read, is deserialised first, on first use: in a
-    worker thread, so the event loop goes on serving, and outside the request's time limit,
-    since it happens once per process and can take longer than one prediction may.
-    """
-    await anyio.to_thread.run_sync(lambda: model.pipeline)
-    try:
-        return await run_limited(settings, work, *args)
-    except NotExplainable as exc:
-        raise ApiError(422, "not_explainable", str(exc)) from None
 
 
 @router.get(

@@ -6,14 +6,13 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from ...errors import InvalidItem
-from ...explain import explain_items
-from ...items import check_item
-from ...predict import GenreModel
-from ..deps import MetricsDep, ModelDep, SettingsDep, run_limited
-from ..errors import ApiError, invalid_item
-from ..schemas import LimitsResponse, PredictRequest, PredictResponse, error_responses
-from .inference import run_explaining
+from moviegenre.api.deps import MetricsDep, ModelDep, SettingsDep, run_explaining, run_limited
+from moviegenre.api.errors import ApiError, invalid_item
+from moviegenre.api.schemas import LimitsResponse, PredictRequest, PredictResponse, error_responses
+from moviegenre.core.errors import InvalidItem
+from moviegenre.core.items import check_item
+from moviegenre.model.explain import explain_items
+from moviegenre.model.genre_model import GenreModel
 
 router = APIRouter(prefix="/v1", tags=["v1"])
 

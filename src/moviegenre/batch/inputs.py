@@ -1,0 +1,250 @@
+"""Batch inputs cut into pieces: what each engine reads, checks and scores, piece by piece.
+
+Planning (:func:`plan_inputs`) runs where the command runs and reads no row. It expands the
+inputs (local paths and globs, or fsspec URLs such as ``s3://bucket/catalogue/*.parquet``),
+reads each Parquet file's footer, and cuts the inputs into :class:`Piece` s in input order: a
+Parquet file by row groups (consecutive small ones merged up to :data:`PIECE_ROWS` rows), a
+CSV or zip file whole. Reading a piece (:func:`read_piece`) and sorting its rows into movies to
+score and rejects (:func:`split_rejects`) run wherever the piece is scored: the same code in
+this process (the local engine) and on a Dask worker, so both give the same output.
+
+IDs keep their type: a Parquet ID column of integers stays integers in the output; every other
+ID is text (a CSV's IDs are text: they may be ``007``). When the inputs disagree, all IDs are
+written as text, so that every part of a Parquet output has one schema.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import posixpath
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from moviegenre.batch.outputs import ID_COLUMN, url_to_fs
+from moviegenre.core.data import read_csv_bytes, read_table, require_columns, row_problems
+from moviegenre.core.errors import DataError, MovieGenreError
+from moviegenre.core.items import to_frame
+
+#: Consecutive Parquet row groups smaller than this are read as one piece, so that a file of
+#: many small row groups is not one task per group.
+PIECE_ROWS = 5_000
+_TABLE_SUFFIXES = (".csv", ".zip", ".txt")
+
+
+@dataclass(frozen=True)
+class Piece:
+    """One unit of work: a whole CSV or zip file, or some row groups of a Parquet file."""
+
+    #: Position in input order; names the part files.
+    number: int
+    #: The input as the user named it (after glob expansion), for messages and rejects.
+    source: str
+    #: Where any process opens it: an absolute local path or an fsspec URL.
+    url: str
+    #: Row groups to read, for Parquet; ``None`` for a whole CSV or zip file.
+    row_groups: tuple[int, ...] | None = None
+    #: Rows of the file before this piece (0-based), so rejects are numbered within the file.
+    first_row: int = 0
+
+
+@dataclass(frozen=True)
+class Plan:
+    files: tuple[str, ...]
+    pieces: tuple[Piece, ...]
+    #: Whether every input's IDs are integers (Parquet integer columns), to be kept so.
+    integer_ids: bool
+
+
+def is_url(text: str) -> bool:
+    """Whether ``text`` names a file through an fsspec protocol (``s3://``, ``memory://``...)."""
+    return "://" in text
+
+
+def expand_inputs(patterns: Sequence[str | os.PathLike]) -> list[str]:
+    """Inputs with globs expanded (matches sorted); a glob that matches no file is an error."""
+    sources: list[str] = []
+    for pattern in patterns:
+        text = str(pattern)
+        matches = _expand_url(text) if is_url(text) else _expand_local(text)
+        sources.extend(matches)
+    if not sources:
+        raise DataError("no input files given")
+    return sources
+
+
+def _expand_local(pattern: str) -> list[str]:
+    text = os.path.expanduser(pattern)
+    if glob.has_magic(text):
+        matches = sorted(m for m in glob.glob(text, recursive=True) if os.path.isfile(m))
+        if not matches:
+            raise DataError(f"no files match {pattern!r}")
+        return [os.path.normpath(m) for m in matches]
+    if not os.path.exists(text):
+        raise DataError(f"{os.path.normpath(text)} does not exist")
+    if os.path.isdir(text):
+        return [os.path.normpath(m) for m in _data_files(url_to_fs(text, reading=True)[0], text, pattern)]
+    return [os.path.normpath(text)]
+
+
+def _expand_url(pattern: str) -> list[str]:
+    fs, path = url_to_fs(pattern, reading=True)
+    try:
+        if glob.has_magic(path):
+            matches = sorted(p for p in fs.glob(path) if fs.isfile(p))
+            if not matches:
+                raise DataError(f"no files match {pattern!r}")
+            return [fs.unstrip_protocol(m) for m in matches]
+        if not fs.exists(path):
+            raise DataError(f"{pattern} does not exist")
+        if fs.isdir(path):
+            return [fs.unstrip_protocol(m) for m in _data_files(fs, path, pattern)]
+    except OSError as exc:
+        raise DataError(f"cannot read {pattern}: {exc}") from None
+    return [pattern]
+
+
+def _data_files(fs, path: str, pattern: str) -> list[str]:
+    """The data files of a dataset directory (a Spark or Dask Parquet output, say), sorted;
+    names starting with ``_`` or ``.`` (``_SUCCESS``, hidden files) are not data."""
+    files = sorted(
+        found for found in fs.find(path)
+        if not any(part.startswith(("_", ".")) for part in found[len(fs._strip_protocol(path)):].split("/"))
+    )  # fmt: skip
+    if not files:
+        raise DataError(f"{pattern} is a directory with no data files in it")
+    return files
+
+
+def plan_inputs(patterns: Sequence[str | os.PathLike]) -> Plan:
+    """Expand the inputs and cut them into pieces; read no row, only Parquet footers."""
+    sources = expand_inputs(patterns)
+    pieces: list[Piece] = []
+    integer_ids: list[bool] = []
+    for source in sources:
+        url = source if is_url(source) else os.path.abspath(source)
+        if _suffix(url) == ".parquet":
+            file_pieces, integers = _parquet_pieces(source, url, len(pieces))
+        else:
+            file_pieces, integers = [Piece(len(pieces), source, url)], False
+        pieces.extend(file_pieces)
+        integer_ids.append(integers)
+    return Plan(tuple(sources), tuple(pieces), all(integer_ids))
+
+
+def _suffix(url: str) -> str:
+    return posixpath.splitext(url.rstrip("/"))[1].lower()
+
+
+def _parquet_pieces(source: str, url: str, first_number: int) -> tuple[list[Piece], bool]:
+    """Pieces of row groups of ``source``, and whether its IDs are integers."""
+    pq = _pyarrow_parquet()
+    import pyarrow as pa
+
+    fs, path = url_to_fs(url, reading=True)
+    try:
+        with fs.open(path, "rb") as handle:
+            meta = pq.ParquetFile(handle).metadata
+            schema = meta.schema.to_arrow_schema()
+    except OSError as exc:
+        raise DataError(f"cannot read {source}: {exc.strerror or exc}") from None
+    except Exception as exc:  # pyarrow raises many types for a damaged file
+        raise DataError(f"{source} is not a readable Parquet file ({exc})") from None
+    if not schema.names:
+        raise DataError(f"{source} has no columns")
+    require_columns(pd.DataFrame(columns=schema.names[1:]), ["plot"], source)
+    if meta.num_rows == 0:
+        raise DataError(f"{source} has a header but no rows; nothing to score")
+    pieces, groups, rows, first_row = [], [], 0, 0
+    for group in range(meta.num_row_groups):
+        group_rows = meta.row_group(group).num_rows
+        if group_rows == 0:
+            continue
+        groups.append(group)
+        rows += group_rows
+        if rows >= PIECE_ROWS or group == meta.num_row_groups - 1:
+            pieces.append(Piece(first_number + len(pieces), source, url, tuple(groups), first_row))
+            groups, first_row, rows = [], first_row + rows, 0
+    if groups:
+        pieces.append(Piece(first_number + len(pieces), source, url, tuple(groups), first_row))
+    return pieces, pa.types.is_integer(schema.field(0).type)
+
+
+def read_piece(piece: Piece) -> pd.DataFrame:
+    """The rows of ``piece`` as :func:`~moviegenre.core.data.read_table` gives a file's: the first
+    column is the index (the IDs, an integer Parquet column kept as integers), the others text."""
+    if piece.row_groups is not None:
+        return _read_parquet_piece(piece)
+    frame = _read_remote_table(piece) if is_url(piece.url) else _read_local_table(piece)
+    if frame.empty:
+        raise DataError(f"{piece.source} has a header but no rows; nothing to score")
+    return frame
+
+
+def _read_local_table(piece: Piece) -> pd.DataFrame:
+    try:
+        return read_table(piece.url)  # absolute: a worker's working directory is not ours
+    except DataError as exc:  # name the file as the user did
+        raise type(exc)(str(exc).replace(piece.url, piece.source)) from None
+
+
+def _read_parquet_piece(piece: Piece) -> pd.DataFrame:
+    pq = _pyarrow_parquet()
+    import pyarrow as pa
+
+    fs, path = url_to_fs(piece.url, reading=True)
+    # Integers as pandas' nullable Int64: a missing ID or year stays missing, not a float NaN.
+    as_nullable = {getattr(pa, name)(): pd.Int64Dtype() for name in ("int8", "int16", "int32", "int64", "uint8",
+                                                                     "uint16", "uint32")}  # fmt: skip
+    try:
+        with fs.open(path, "rb") as handle:
+            table = pq.ParquetFile(handle).read_row_groups(list(piece.row_groups))
+            frame = table.to_pandas(types_mapper=as_nullable.get)
+    except OSError as exc:
+        raise DataError(f"cannot read {piece.source}: {exc.strerror or exc}") from None
+    except Exception as exc:
+        raise DataError(f"{piece.source} is not a readable Parquet file ({exc})") from None
+    frame = frame.set_index(frame.columns[0])
+    return frame.astype(object).where(frame.notna(), "").astype(str)
+
+
+def _read_remote_table(piece: Piece) -> pd.DataFrame:
+    suffix = _suffix(piece.url)
+    if suffix not in _TABLE_SUFFIXES:
+        raise DataError(f"{piece.source}: unsupported file type {suffix!r}; use .csv, .zip or .parquet")
+    if suffix == ".zip":
+        raise DataError(f"{piece.source}: a zip input must be a local file; give the CSV or Parquet file instead")
+    fs, path = url_to_fs(piece.url, reading=True)
+    try:
+        raw = fs.cat_file(path)
+    except OSError as exc:
+        raise DataError(f"cannot read {piece.source}: {exc.strerror or exc}") from None
+    return read_csv_bytes(raw, piece.source)
+
+
+def split_rejects(raw: pd.DataFrame, piece: Piece, max_plot_chars: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(movies to score, rejected rows with ID, source, row and reason) of a piece's rows,
+    plots of up to ``max_plot_chars`` characters being valid."""
+    require_columns(raw, ["plot"], piece.source)
+    reasons = row_problems(raw, max_plot_chars)
+    invalid = reasons.notna().to_numpy()
+    rejects = pd.DataFrame(
+        {
+            ID_COLUMN: raw.index[invalid],
+            "source": piece.source,
+            "row": np.flatnonzero(invalid) + 1 + piece.first_row,
+            "reason": reasons[invalid].to_numpy(),
+        }
+    )
+    return to_frame(raw[~invalid], max_plot_chars), rejects
+
+
+def _pyarrow_parquet():
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise MovieGenreError("Parquet input needs pyarrow: pip install 'moviegenre[parquet]'") from None
+    return pq

@@ -1,0 +1,183 @@
+"""Batch scoring of files into the submission format: ``ID`` then the 24 ``p_`` columns.
+
+:func:`score_files` is the one way files are scored, whatever scores them:
+
+1. the inputs (paths, globs such as ``data/*.csv``, or fsspec URLs such as
+   ``s3://bucket/catalogue/*.parquet``) are expanded and cut into pieces
+   (:mod:`moviegenre.batch.inputs`: a Parquet file by row groups, a CSV file whole) and the
+   output checked, before anything starts, so a typo costs no model load or cluster start;
+2. an :class:`Engine` runs :func:`score_piece` on every piece: :class:`LocalEngine` in this
+   process, or :class:`~moviegenre.batch.dask_engine.DaskEngine` on the workers of a Dask cluster.
+   Wherever it runs, it reads the piece, checks each row against the input contract
+   (:mod:`moviegenre.core.items`), scores the valid rows :data:`PARTITION_ROWS` at a time and
+   writes their scores, and the rows that cannot be scored (a blank plot, a bad year...) with
+   their ID, file, row and reason, as part files into the output's staging directory;
+3. when every piece is in, this process commits (:mod:`moviegenre.batch.outputs`): the parts in
+   input order become one CSV file or a Parquet directory, the rejects ``OUT.rejects.csv``,
+   moved into place only then. Every row is counted in the summary: scored or rejected.
+
+This process never holds more than a piece's summary: the rows go from the input to the
+output through whichever process scores them. The engine changes how fast, never what is
+written: the same inputs give the same pieces and the same bytes whichever engine scores them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Protocol, Self
+
+import pandas as pd
+
+from moviegenre.batch.inputs import Piece, is_url, plan_inputs, read_piece, split_rejects
+from moviegenre.batch.outputs import ID_COLUMN, PartWriter, Staging, check_output
+from moviegenre.core.errors import UsageError
+from moviegenre.core.genres import PROBABILITY_KEYS
+from moviegenre.core.items import DEFAULT_MAX_PLOT_CHARS
+from moviegenre.core.progress import Advance, Progress, quiet
+from moviegenre.model.genre_model import GenreModel
+
+#: Plots scored at once: big enough that per-call overhead is noise, small enough to bound memory.
+PARTITION_ROWS = 2_000
+
+@dataclass(frozen=True)
+class Job:
+    """What scoring any piece of one run needs besides the model: sent with every piece."""
+
+    writer: PartWriter
+    partition_rows: int
+    #: The longest plot scored; a longer one is a reject.
+    max_plot_chars: int = DEFAULT_MAX_PLOT_CHARS
+
+
+@dataclass(frozen=True)
+class PieceResult:
+    number: int
+    rows: int
+    scored: int
+    rejected: int
+
+
+class Engine(Protocol):
+    """What runs :func:`score_piece` on pieces: set up on ``__enter__``, torn down on ``__exit__``.
+
+    :meth:`run` yields one :class:`PieceResult` per piece, in any order, as they finish.
+    """
+
+    #: Named in the summary: ``"local"``, ``"dask"``.
+    name: str
+    #: How many pieces it scores at once; known once entered.
+    workers: int
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None: ...
+
+    def run(self, job: Job, pieces: Sequence[Piece]) -> Iterator[PieceResult]: ...
+
+
+def probability_frame(model: GenreModel, partition: pd.DataFrame, max_plot_chars: int) -> pd.DataFrame:
+    """The probabilities for ``partition`` (index = IDs) as a submission-format frame."""
+    proba = model.predict_proba(partition, max_plot_chars=max_plot_chars)
+    out = pd.DataFrame(proba, columns=list(PROBABILITY_KEYS), index=partition.index)
+    out.index.name = ID_COLUMN
+    return out
+
+
+def score_piece(model: GenreModel, job: Job, piece: Piece) -> PieceResult:
+    """Read, check and score one piece, and write its part and its rejects: the same on every engine."""
+    raw = read_piece(piece)
+    movies, rejects = split_rejects(raw, piece, job.max_plot_chars)
+    size = job.partition_rows
+    partitions = (
+        probability_frame(model, movies.iloc[start : start + size], job.max_plot_chars)
+        for start in range(0, len(movies), size)
+    )
+    job.writer.write_scores(piece.number, partitions)
+    if len(rejects):
+        job.writer.write_rejects(piece.number, rejects)
+    return PieceResult(piece.number, len(raw), len(movies), len(rejects))
+
+
+class LocalEngine:
+    """Scores pieces one after another in this process, with a model already loaded."""
+
+    name = "local"
+    workers = 1
+
+    def __init__(self, model: GenreModel):
+        self.model = model
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, kind, error, traceback) -> None:
+        return None
+
+    def run(self, job: Job, pieces: Sequence[Piece]) -> Iterator[PieceResult]:
+        for piece in pieces:
+            yield score_piece(self.model, job, piece)
+
+
+@dataclass(frozen=True)
+class ScoreSummary:
+    input_rows: int
+    scored: int
+    rejected: int
+    output: Path | str
+    rejects: Path | str | None
+    #: ``"csv"`` or ``"parquet"``.
+    format: str
+    #: Pieces of input scored (and part files written).
+    partitions: int
+    engine: str
+    workers: int
+
+
+def score_files(
+    engine: Engine,
+    inputs: Sequence[str | os.PathLike],
+    output: str | os.PathLike,
+    *,
+    partition_rows: int = PARTITION_ROWS,
+    max_plot_chars: int = DEFAULT_MAX_PLOT_CHARS,
+    progress: Progress = quiet,
+    advance: Advance = quiet,
+) -> ScoreSummary:
+    """Score every input (paths, globs or fsspec URLs) with ``engine`` into ``output``, in input order.
+
+    ``output`` is one CSV file (``OUT.csv``) or a Parquet directory (``OUT.parquet`` or no
+    suffix), local or an fsspec URL; rejected rows go to ``OUT.rejects.csv``, and a stale one
+    is removed when there are none. The engine is only started once the inputs and the output
+    have been checked. A row whose plot is longer than ``max_plot_chars`` (pass the configured
+    ``MOVIEGENRE_MAX_PLOT_CHARS``) is rejected like any other invalid row. ``progress`` hears
+    what is happening; ``advance`` how many pieces are done.
+    """
+    if partition_rows < 1:
+        raise UsageError(f"partition_rows must be at least 1, got {partition_rows}")
+    output = output if is_url(str(output)) else Path(output)
+    check_output(output)
+    progress("planning the input pieces")
+    plan = plan_inputs(inputs)
+    staging = Staging(output, integer_ids=plan.integer_ids)
+    results: dict[int, PieceResult] = {}
+    with engine, staging:
+        advance(0, len(plan.pieces))
+        progress(f"scoring {len(plan.pieces):,} pieces of {len(plan.files):,} files")
+        for result in engine.run(Job(staging.writer, partition_rows, max_plot_chars), plan.pieces):
+            results[result.number] = result
+            advance(len(results), len(plan.pieces))
+        progress(f"moving {output} into place")
+        numbers = [piece.number for piece in plan.pieces]
+        rejects = staging.commit(numbers, [n for n in numbers if results[n].rejected])
+    done = results.values()
+    return ScoreSummary(
+        input_rows=sum(r.rows for r in done), scored=sum(r.scored for r in done),
+        rejected=sum(r.rejected for r in done), output=output, rejects=rejects, format=staging.format,
+        partitions=len(plan.pieces), engine=engine.name, workers=engine.workers,
+    )  # fmt: skip

@@ -1,0 +1,346 @@
+"""Reading and validating movie datasets, and fetching the public ones.
+
+A dataset is a CSV (or a ``.zip`` holding one CSV, or a Parquet file) whose first column is the
+movie's ID and which has a ``plot`` column; ``title`` and ``year`` are optional, and labelled
+data adds ``genres`` as a list literal (``['Comedy', 'Crime']``) or ``Comedy|Crime``.
+
+Every problem is reported as a :class:`~moviegenre.core.errors.DataError` that names the file, the
+field and the data rows (1-based, header not counted) with their IDs.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import shutil
+import urllib.error
+import urllib.request
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from moviegenre.core.errors import DataError, DownloadError, OutputError
+from moviegenre.core.files import atomic_path, atomic_write, sha256_of
+from moviegenre.core.genres import GENRES
+from moviegenre.core.items import frame_problems, to_frame
+
+#: A zip member larger than this is refused (guards against zip bombs).
+MAX_UNCOMPRESSED_BYTES = 4 * 1024**3
+#: How many offending rows an error message lists before summarising.
+MAX_ROWS_IN_MESSAGE = 10
+
+_GENRE_LIST = re.compile(r"^\[\s*(?:'[^']*'\s*(?:,\s*'[^']*'\s*)*,?)?\]$")
+_QUOTED = re.compile(r"'([^']*)'")
+
+
+@dataclass(frozen=True)
+class PublicFile:
+    url: str
+    sha256: str
+    filename: str
+
+
+PUBLIC_FILES: dict[str, PublicFile] = {
+    "train": PublicFile(
+        url="https://github.com/albahnsen/MIAD_ML_and_NLP/raw/main/datasets/dataTraining.zip",
+        sha256="d217985a0aedcf17c6a4519582352bba8beb58d9c4186408b11950c4939f1ba6",
+        filename="dataTraining.zip",
+    ),
+    "test": PublicFile(
+        url="https://github.com/albahnsen/MIAD_ML_and_NLP/raw/main/datasets/dataTesting.zip",
+        sha256="54d3040773a092eed06f01cf55da61551cd9ab466ac6e766b366e4b8e28592cc",
+        filename="dataTesting.zip",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Movies:
+    """Movies read from a file: ``frame`` has columns ``plot``, ``title``, ``year``.
+
+    The frame's index holds the IDs (the file's first column); ``labels`` is the (n, 24) 0/1
+    matrix in :data:`~moviegenre.core.genres.GENRES` order for labelled data, else ``None``.
+    """
+
+    frame: pd.DataFrame
+    source: str
+    sha256: str
+    labels: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def subset(self, positions: Sequence[int] | np.ndarray) -> Movies:
+        labels = None if self.labels is None else self.labels[positions]
+        return Movies(self.frame.iloc[positions], self.source, self.sha256, labels)
+
+    def sample(self, size: int | None, seed: int = 0) -> Movies:
+        """``size`` movies drawn at random with ``seed``, in file order; all of them when
+        ``size`` is ``None`` or not below their number."""
+        if size is None or size >= len(self):
+            return self
+        if size < 1:
+            raise DataError(f"a sample needs at least 1 movie, not {size}")
+        positions = np.random.default_rng(seed).choice(len(self), size, replace=False)
+        return self.subset(np.sort(positions))
+
+
+def fetch_public(name: str, data_home: Path) -> Path:
+    """Return the local path of public file ``name`` ("train" or "test"), downloading it once.
+
+    The download is checked against the published sha256 and moved into place atomically, so
+    an interrupted download never leaves a file that looks complete.
+    """
+    spec = PUBLIC_FILES[name]
+    target = data_home / spec.filename
+    if target.exists() and sha256_of(target) == spec.sha256:
+        return target
+    try:
+        with atomic_path(target) as partial:
+            with open(partial, "wb") as out, urllib.request.urlopen(spec.url, timeout=60) as response:
+                shutil.copyfileobj(response, out, 1 << 20)
+            actual = sha256_of(partial)
+            if actual != spec.sha256:
+                raise DownloadError(
+                    f"downloaded {spec.url} but its sha256 is {actual}, expected {spec.sha256}; "
+                    "the upstream file changed or the download was corrupted"
+                )
+    except (urllib.error.URLError, OutputError, TimeoutError) as exc:
+        raise DownloadError(
+            f"could not download the public {name} dataset from {spec.url} ({exc}); "
+            "check the network, or pass a local copy with --data PATH"
+        ) from exc
+    return target
+
+
+def _read_bytes_as_text(raw: bytes, where: str) -> str:
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise DataError(
+            f"{where} is not valid UTF-8: byte 0x{raw[exc.start]:02x} at offset {exc.start} "
+            f"(line {line}); re-save the file as UTF-8"
+        ) from None
+
+
+def _csv_text(path: Path) -> str:
+    if path.suffix.lower() != ".zip":
+        return _read_bytes_as_text(path.read_bytes(), str(path))
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = [m for m in archive.infolist() if m.filename.lower().endswith(".csv")]
+            if len(members) != 1:
+                names = [m.filename for m in archive.infolist()]
+                raise DataError(f"{path} must hold exactly one .csv file; it holds {names}")
+            member = members[0]
+            if member.file_size > MAX_UNCOMPRESSED_BYTES:
+                raise DataError(f"{path}: {member.filename} unpacks to {member.file_size} bytes, over the limit")
+            raw = archive.read(member)
+    except zipfile.BadZipFile as exc:
+        raise DataError(f"{path} is not a readable zip file ({exc})") from None
+    return _read_bytes_as_text(raw, f"{path}:{member.filename}")
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """Read a CSV, a zip holding one CSV, or a Parquet file; every column as text.
+
+    The first column becomes the index (the movie IDs).
+    """
+    try:
+        return _read_table(Path(path))
+    except OSError as exc:  # permission denied, a file that vanished, a read error...
+        raise DataError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    if not path.exists():
+        raise DataError(f"{path} does not exist")
+    if path.is_dir():
+        raise DataError(f"{path} is a directory; expected a .csv, .zip or .parquet file")
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        try:
+            frame = pd.read_parquet(path)
+        except Exception as exc:  # pyarrow raises many types for a damaged file
+            raise DataError(f"{path} is not a readable Parquet file ({exc})") from None
+        if frame.columns.size == 0:
+            raise DataError(f"{path} has no columns")
+        frame = frame.set_index(frame.columns[0])
+        return frame.astype(object).where(frame.notna(), "").astype(str)
+    if suffix not in (".csv", ".zip", ".txt"):
+        raise DataError(f"{path}: unsupported file type {suffix!r}; use .csv, .zip or .parquet")
+    return _parse_csv_text(_csv_text(path), str(path))
+
+
+def read_csv_bytes(raw: bytes, source: str) -> pd.DataFrame:
+    """Read a CSV file's bytes as :func:`read_table` reads the file; ``source`` names it in errors."""
+    return _parse_csv_text(_read_bytes_as_text(raw, source), source)
+
+
+def _parse_csv_text(text: str, path: str) -> pd.DataFrame:
+    if not text.strip():
+        raise DataError(f"{path} is empty; expected a header line and at least one row")
+    try:
+        frame = pd.read_csv(
+            io.StringIO(text), dtype=str, keep_default_na=False, index_col=0, on_bad_lines="error"
+        )
+    except pd.errors.ParserError as exc:
+        raise DataError(f"{path} is not a well-formed CSV: {exc}") from None
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path} is empty; expected a header line and at least one row") from None
+    _refuse_duplicate_columns(text, path)
+    frame.columns = [str(c).strip() for c in frame.columns]
+    frame.index = frame.index.astype(str)
+    return frame
+
+
+def _refuse_duplicate_columns(text: str, path: str) -> None:
+    # pandas renames a second 'plot' to 'plot.1' and reads the first silently: refuse instead.
+    header = [name.strip() for name in next(csv.reader(io.StringIO(text)), [])]
+    duplicates = sorted({name for name in header if name and header.count(name) > 1})
+    if duplicates:
+        raise DataError(f"{path}: column(s) {duplicates} appear more than once in the header; keep one of each")
+
+
+def describe_rows(frame: pd.DataFrame, mask: np.ndarray) -> str:
+    """Name the rows where ``mask`` is true: "data rows 3 (ID 17), 9 (ID 40) and 12 more"."""
+    positions = np.flatnonzero(mask)
+    shown = ", ".join(f"{p + 1} (ID {frame.index[p]})" for p in positions[:MAX_ROWS_IN_MESSAGE])
+    more = len(positions) - MAX_ROWS_IN_MESSAGE
+    word = "row" if len(positions) == 1 else "rows"
+    return f"data {word} {shown}" + (f" and {more} more" if more > 0 else "")
+
+
+def require_columns(frame: pd.DataFrame, columns: Sequence[str], source: str) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise DataError(
+            f"{source} lacks required column(s) {missing}; it has {list(frame.columns)} "
+            "(the first column is taken as the ID)"
+        )
+
+
+def row_problems(frame: pd.DataFrame, max_plot_chars: int | None = None) -> pd.Series:
+    """Per row, why it breaks the input contract (``"field 'plot' is blank; ..."``), or
+    ``None`` where the row is valid (:func:`moviegenre.core.items.frame_problems`; plots up to
+    ``max_plot_chars``, by default :data:`~moviegenre.core.items.DEFAULT_MAX_PLOT_CHARS`)."""
+    problems = frame_problems(frame, max_plot_chars)
+    reasons = [None if p is None else f"field '{p.field}' {p.reason}" for p in problems]
+    return pd.Series(reasons, index=frame.index, dtype=object)
+
+
+def refuse_invalid_rows(frame: pd.DataFrame, source: str) -> None:
+    """Raise :class:`DataError` naming every row that breaks the input contract, grouped by
+    reason, with row numbers and IDs."""
+    reasons = row_problems(frame)
+    if reasons.isna().all():
+        return
+    details = [
+        f"{describe_rows(frame, (reasons == reason).to_numpy())}: {reason}"
+        for reason in dict.fromkeys(reasons.dropna())
+    ]
+    raise DataError(f"{source}: " + "; ".join(details))
+
+
+def parse_genres(text: str) -> list[str]:
+    """Parse ``"['Comedy', 'Crime']"`` or ``"Comedy|Crime"`` without evaluating code.
+
+    Raises ``ValueError`` with the reason when the text is neither.
+    """
+    text = text.strip()
+    if text.startswith("["):
+        if not _GENRE_LIST.match(text):
+            raise ValueError("not a list of quoted genre names")
+        names = _QUOTED.findall(text)
+    else:
+        names = [part for part in text.split("|")]
+    names = [name.strip() for name in names]
+    if not names or any(not name for name in names):
+        raise ValueError("empty genre name or empty list")
+    unknown = sorted(set(names) - set(GENRES))
+    if unknown:
+        raise ValueError(f"unknown genre(s) {unknown}")
+    return names
+
+
+def genres_to_matrix(genre_lists: Sequence[Sequence[str]]) -> np.ndarray:
+    """Genre lists as the (n, 24) 0/1 label matrix, columns in :data:`GENRES` order."""
+    from sklearn.preprocessing import MultiLabelBinarizer
+
+    binarizer = MultiLabelBinarizer(classes=list(GENRES))
+    return binarizer.fit_transform(genre_lists).astype(np.int8)
+
+
+def _parse_label_column(frame: pd.DataFrame, source: str) -> np.ndarray:
+    parsed: list[list[str]] = []
+    problems: dict[str, list[int]] = {}
+    for position, text in enumerate(frame["genres"].astype(str)):
+        try:
+            parsed.append(parse_genres(text))
+        except ValueError as exc:
+            problems.setdefault(str(exc), []).append(position)
+            parsed.append([])
+    if problems:
+        details = []
+        for reason, positions in problems.items():
+            mask = np.zeros(len(frame), dtype=bool)
+            mask[positions] = True
+            details.append(f"{reason} in {describe_rows(frame, mask)}")
+        raise DataError(
+            f"{source}: field 'genres' could not be read: " + "; ".join(details)
+            + f". Expected e.g. \"['Comedy', 'Crime']\" or \"Comedy|Crime\" using the 24 genres {list(GENRES)}"
+        )
+    return genres_to_matrix(parsed)
+
+
+def load_movies(path: str | Path, *, labelled: bool) -> Movies:
+    """Read and validate a dataset file; labelled data must have a non-empty ``genres`` field.
+
+    Every row must keep the input contract (:mod:`moviegenre.core.items`): a row that breaks it is
+    an error here (training and evaluation need every row), where batch scoring lists it as a
+    reject instead (see :mod:`moviegenre.batch.scoring`).
+    """
+    path = Path(path)
+    source = str(path)
+    raw = read_table(path)
+    if raw.empty:
+        raise DataError(f"{source} has a header but no rows")
+    required = ["plot", "genres"] if labelled else ["plot"]
+    require_columns(raw, required, source)
+    refuse_invalid_rows(raw, source)
+    frame = to_frame(raw)
+    labels = _parse_label_column(raw, source) if labelled else None
+    return Movies(frame=frame, source=source, sha256=sha256_of(path), labels=labels)
+
+
+def write_csv_atomically(frame: pd.DataFrame, path: Path, **kwargs) -> None:
+    """Write ``frame`` as CSV to a temporary sibling, then rename it into place."""
+    with atomic_write(path) as handle:
+        frame.to_csv(handle, **kwargs)
+
+
+def split_file(path: str | Path, out_dir: Path, *, test_size: float, seed: int) -> tuple[Path, Path]:
+    """Split a labelled file into ``train.csv`` and ``heldout.csv`` (rows shuffled with
+    ``seed``), keeping every column as it was, so a model can be evaluated on movies it never saw.
+    """
+    if not 0 < test_size < 1:
+        raise DataError(f"test size must be between 0 and 1, got {test_size}")
+    load_movies(path, labelled=True)  # validate before writing anything
+    raw = read_table(path)
+    order = np.random.default_rng(seed).permutation(len(raw))
+    cut = len(raw) - max(1, round(len(raw) * test_size))
+    train_path, heldout_path = out_dir / "train.csv", out_dir / "heldout.csv"
+    write_csv_atomically(raw.iloc[np.sort(order[:cut])], train_path)
+    write_csv_atomically(raw.iloc[np.sort(order[cut:])], heldout_path)
+    return train_path, heldout_path
+
+
+def resolve_training_data(path: str | Path | None, data_home: Path) -> Path:
+    """The user's file when given, else the public training file (downloaded once)."""
+    return Path(path) if path is not None else fetch_public("train", data_home)

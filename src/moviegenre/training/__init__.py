@@ -1,0 +1,1 @@
+"""Training, evaluation and reports: cross-validation, calibration, thresholds and metrics."""
