@@ -242,3 +242,25 @@ def test_the_cli_shows_a_progress_bar_over_pieces_on_a_terminal(small_model_dir,
     shown = re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", terminal.getvalue())  # without the terminal's codes
     assert ("2/2 pieces" in shown) is not quiet
     assert json.loads(result.stdout)["partitions"] == 2
+
+
+def test_reading_in_chunks_changes_no_byte(small_model, tmp_path, monkeypatch):
+    """A CSV read a few rows at a time gives the bytes of one read whole: the same partitions,
+    the same rejects with the same row numbers."""
+    from moviegenre.batch import scoring
+
+    rows = "".join(f"m{i},1999,T{i},{'   ' if i % 7 == 3 else f'a cowboy rides into town number {i} .'}\n"
+                   for i in range(40))  # fmt: skip
+    source = tmp_path / "in.csv"
+    source.write_text("ID,year,title,plot\n" + rows, encoding="utf-8")
+    for size in (5, 6):  # valid rows per chunk vary: partitions are refilled across chunks
+        monkeypatch.setattr(scoring, "READ_ROWS", 10_000)
+        whole = score_files(LocalEngine(small_model), [source], tmp_path / f"whole{size}" / "out.csv",
+                            partition_rows=size)  # fmt: skip
+        monkeypatch.setattr(scoring, "READ_ROWS", 1)  # read partition_rows at a time
+        chunked = score_files(LocalEngine(small_model), [source], tmp_path / f"chunked{size}" / "out.csv",
+                              partition_rows=size)  # fmt: skip
+        assert (chunked.input_rows, chunked.scored, chunked.rejected) == (40, 34, 6)
+        assert Path(chunked.output).read_bytes() == Path(whole.output).read_bytes()
+        assert Path(chunked.rejects).read_bytes() == Path(whole.rejects).read_bytes()
+    assert pd.read_csv(whole.rejects)["row"].tolist() == [4, 11, 18, 25, 32, 39]

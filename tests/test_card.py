@@ -145,11 +145,32 @@ def test_non_finite_numbers_are_refused(model_copy):
     refused(model_copy, "training_seconds")
 
 
-def test_the_cli_prints_one_error_line_for_a_malformed_card(model_copy):
-    write_raw(model_copy, json.dumps({**json.loads((model_copy / Layout.CARD).read_text()), "thresholds": [0.5]}))
+def _with_rows(text: str, value: str) -> str:
+    rows = json.loads(text)["training_data"]["rows"]
+    return text.replace(f'"rows": {rows}', f'"rows": {value}')
+
+
+#: name -> (model.json's text -> a malformed one, what the error line names)
+MALFORMED_CARDS = {
+    "thresholds-a-list": (lambda text: json.dumps({**json.loads(text), "thresholds": [0.5]}), "'thresholds'"),
+    "thresholds-a-string": (lambda text: json.dumps({**json.loads(text), "thresholds": "0.5"}), "'thresholds'"),
+    "huge-integer": (lambda text: _with_rows(text, "9" * 5_000), "training_data.rows"),
+    "deep-nesting": (lambda text: _with_rows(text, "[" * 100_000 + "]" * 100_000), "training_data"),
+    "not-json": (lambda text: "{not json", "not valid JSON"),
+    "not-utf8": (lambda text: "{\udcff: 1}", "not valid JSON"),
+}
+
+
+@pytest.mark.parametrize("case", list(MALFORMED_CARDS))
+def test_the_cli_prints_one_error_line_for_a_malformed_card(model_copy, case):
+    malform, named = MALFORMED_CARDS[case]
+    text = malform((model_copy / Layout.CARD).read_text())
+    (model_copy / Layout.CARD).write_bytes(text.encode("utf-8", "surrogateescape"))
     result = CliRunner().invoke(app, ["predict", "--model", str(model_copy), "a gunfight in a frontier town"])
-    assert result.exit_code == 2
-    assert result.stderr.startswith("error: ") and "'thresholds'" in result.stderr
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("error: ") and named in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert str(model_copy) in result.stderr
     assert "Traceback" not in result.output and result.exception is None or isinstance(result.exception, SystemExit)
 
 

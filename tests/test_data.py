@@ -143,3 +143,29 @@ def test_real_testing_file_loads_unlabelled(testing_zip):
     movies = load_movies(testing_zip, labelled=False)
     assert len(movies) == 3383 and movies.labels is None
     assert movies.frame.index[0] == "1"
+
+
+def test_a_bom_is_dropped_and_the_id_column_keeps_its_name(tmp_path):
+    frame = read_table(write(tmp_path, "\ufeffID,plot\n007,a cowboy rides .\n"))
+    assert frame.index.name == "ID" and list(frame.index) == ["007"]
+    assert read_table(write(tmp_path, HEADER + GOOD_ROWS)).index.name is None
+
+
+def test_utf8_is_checked_across_read_blocks(tmp_path):
+    """A character cut by a block boundary is fine; a bad byte far in is named exactly."""
+    row = "1,2000,Amélie,a girl in paris .,\"['Drama']\",5\n".encode()
+    rows = row * (3 * (1 << 20) // len(row))  # ~3 MiB: several 1 MiB blocks, 'é' cut somewhere
+    assert len(load_movies(write(tmp_path, HEADER.encode() + rows), labelled=True)) == len(rows) // len(row)
+    bad = HEADER.encode() + rows + b"2,2001,B,caf\xe9 .,\"['Drama']\",5\n"
+    offset = len(HEADER.encode() + rows) + len("2,2001,B,caf")
+    line = 2 + len(rows) // len(row)
+    with pytest.raises(DataError, match=rf"not valid UTF-8: byte 0xe9 at offset {offset} \(line {line}\)"):
+        load_movies(write(tmp_path, bad), labelled=True)
+
+
+def test_split_keeps_the_header_as_it_was(tmp_path):
+    from moviegenre.core.data import split_file
+
+    rows = "".join(f"{i},1999,T{i},a cowboy rides into town {i} .,\"['Western']\",7\n" for i in range(10))
+    train_path, _ = split_file(write(tmp_path, HEADER + rows), tmp_path, test_size=0.2, seed=0)
+    assert train_path.read_text(encoding="utf-8").splitlines()[0] == HEADER.strip()

@@ -510,6 +510,116 @@ def test_readme_mentions_every_command():
     assert not missing, f"README.md never shows 'moviegenre {missing[0]}' (nor {missing[1:]})"
 
 
+# --- what the README says the library and the API give ----------------------------------------
+
+#: ``moviegenre.X`` where X is followed by no ``.name``: a name the library exports, unless X is one
+#: of the package's modules. ``moviegenre.api.lambda_handler.handler`` is a module path, not one.
+README_LIBRARY_NAME = re.compile(r"(?<![\w./-])moviegenre\.([A-Za-z_]\w*)\b(?!\.\w)")
+
+
+def test_every_library_name_the_readme_shows_is_public_and_importable():
+    import importlib
+    import pkgutil
+
+    import moviegenre
+
+    modules = {module.name for module in pkgutil.iter_modules(moviegenre.__path__)}
+    names = set(README_LIBRARY_NAME.findall(README_TEXT)) - modules
+    assert {"InvalidItem", "MovieGenreError", "load_model", "GENRES"} <= names, names  # the rule finds them
+    private = sorted(names - set(moviegenre.__all__))
+    assert not private, f"README.md names moviegenre.{private[0]}, which is not in moviegenre.__all__ ({private})"
+    for name in sorted(names):
+        assert getattr(importlib.import_module("moviegenre"), name, None) is not None, name
+
+
+def readme_error_table() -> set[tuple[int, str]]:
+    """(status, code) of each row of README's Errors table."""
+    section = README_TEXT.split("### Errors\n", 1)[1].split("\n### ", 1)[0]
+    return {(int(status), code) for status, code in re.findall(r"^\| (\d{3}) \| `(\w+)` \|", section, flags=re.M)}
+
+
+def codes_the_api_names() -> set[str]:
+    """Every error code the API's modules name: the code given to ``ApiError`` or ``error_response``
+    (a string, or a module constant), and the codes of Starlette's own errors. A code held in a
+    variable (``exc.code``) comes from one of these."""
+    import ast
+    import importlib
+
+    from moviegenre.api import errors
+
+    codes = set(errors._CODES_BY_STATUS.values())
+    for path in sorted((REPO / "src" / "moviegenre" / "api").rglob("*.py")):
+        module = importlib.import_module(".".join(path.relative_to(REPO / "src").with_suffix("").parts))
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            called = getattr(node, "func", None)
+            if getattr(called, "id", getattr(called, "attr", None)) in ("ApiError", "error_response") and len(
+                node.args
+            ) >= 2:
+                code = node.args[1]
+                if isinstance(code, ast.Constant):
+                    codes.add(code.value)
+                elif isinstance(code, ast.Name) and code.id.isupper():
+                    codes.add(getattr(module, code.id))
+    return codes
+
+
+def test_the_error_table_lists_every_code_the_api_sends(small_model, tmp_path):
+    """Each row of the table is the answer to a real request, and the API names no other code."""
+    from fastapi.testclient import TestClient
+
+    from moviegenre.api.app import create_app
+    from moviegenre.core.settings import Settings
+    from moviegenre.model.genre_model import GenreModel
+
+    class Failing(GenreModel):
+        def predict_proba(self, items, **kwargs):
+            raise RuntimeError("a bug")
+
+    class Slow(GenreModel):
+        def predict_proba(self, items, **kwargs):
+            time.sleep(0.5)
+            return super().predict_proba(items, **kwargs)
+
+    def app(model=None, **settings):
+        limits = {"api_key": None, "max_plot_chars": 100, "max_items": 3, "max_body_bytes": 2_000,
+                  "max_explained_items": 2, "model": tmp_path / "no-model", **settings}  # fmt: skip
+        return stack.enter_context(TestClient(create_app(model, Settings(**limits)), raise_server_exceptions=False))
+
+    def same(cls, kind: str | None = None):
+        card = small_model.metadata if kind is None else {**small_model.metadata, "kind": kind}
+        return cls(None, card, scorer=small_model.scorer)
+
+    json_body = {"content-type": "application/json"}
+    one = {"id": "1", "plot": "a cowboy rides"}
+    with ExitStack() as stack:
+        served, keyed, empty = app(small_model), app(small_model, api_key="k"), app()
+        seed, failing, slow = app(same(GenreModel, "seed")), app(same(Failing)), app(same(Slow), request_timeout_s=0.05)
+        answers = [
+            served.post("/v1/predict", content=b'{"items": [', headers=json_body),
+            served.post("/v1/predict", content=b'{"items": [{"id": "1", "plot": "\xff"}]}', headers=json_body),
+            served.get("/inference?plot=%FF"),
+            keyed.get("/inference", params={"plot": "a cowboy rides"}),
+            served.get("/no/such/route"),
+            served.post("/inference"),
+            served.get("/inference", params={"plot": "x" * 101}),
+            served.post("/v1/predict", json={"items": [one] * 4}),
+            served.post("/v1/predict", json={"items": [one] * 3, "explain": True}),
+            served.post("/v1/predict", content=b" " * 3_000, headers=json_body),
+            served.get("/inference", params={"plot": "x" * 10_000}),
+            served.post("/v1/predict", content=b"plot=x", headers={"content-type": "application/x-www-form-urlencoded"}),
+            served.get("/inference", params={"plot": "..."}),
+            seed.get("/inference", params={"plot": "a cowboy rides", "explain": "true"}),
+            failing.get("/inference", params={"plot": "a cowboy rides"}),
+            empty.get("/inference", params={"plot": "a cowboy rides"}),
+            slow.post("/v1/predict", json={"items": [one]}),
+        ]
+    answered = {(response.status_code, response.json()["error"]["code"]) for response in answers}
+    table = readme_error_table()
+    assert answered == table, f"answered, not in the table: {answered - table}; in the table, never answered: {table - answered}"
+    unlisted = codes_the_api_names() - {code for _, code in table}
+    assert not unlisted, f"the API can answer {sorted(unlisted)}, which README's Errors table does not list"
+
+
 # --- the parser, on small texts --------------------------------------------------------------
 
 

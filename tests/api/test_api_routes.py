@@ -136,7 +136,7 @@ def test_model_card_is_model_json(client, small_model_dir):
 
 
 def test_limits(client):
-    assert client.get("/v1/limits").json() == {"max_plot_chars": 20_000, "max_items": 256}
+    assert client.get("/v1/limits").json() == {"max_plot_chars": 20_000, "max_items": 256, "max_explained_items": 64}
 
 
 # --- operations -------------------------------------------------------------------------------
@@ -237,7 +237,7 @@ def test_wrong_method_says_which_are_allowed(client):
 
 
 def test_limits_come_from_settings(tight_client):
-    assert tight_client.get("/v1/limits").json() == {"max_plot_chars": 100, "max_items": 3}
+    assert tight_client.get("/v1/limits").json() == {"max_plot_chars": 100, "max_items": 3, "max_explained_items": 64}
     assert_error(tight_client.get("/inference", params={"plot": "x" * 101}), 413, "plot_too_long", "limit is 100")
     items = [{"id": str(i), "plot": "x"} for i in range(4)]
     assert_error(tight_client.post("/v1/predict", json={"items": items}), 413, "too_many_items", "limit is 3")

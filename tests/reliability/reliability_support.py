@@ -10,6 +10,7 @@ directly by the tests.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -20,11 +21,11 @@ from moviegenre.core.settings import Settings
 
 #: Error codes the API documents for client errors, by status.
 CLIENT_ERROR_CODES = {
-    400: {"malformed_json", "bad_request"},
+    400: {"malformed_json", "invalid_utf8"},
     401: {"unauthorized"},
     404: {"not_found"},
     405: {"method_not_allowed"},
-    413: {"plot_too_long", "too_many_items", "payload_too_large"},
+    413: {"plot_too_long", "too_many_items", "too_many_explanations", "payload_too_large"},
     414: {"uri_too_long"},
     415: {"unsupported_media_type"},
     422: {"invalid_request"},
@@ -69,3 +70,13 @@ def percentile(sorted_values: list[float], q: float) -> float:
         return math.nan
     rank = max(1, math.ceil(q / 100 * len(sorted_values)))
     return sorted_values[rank - 1]
+
+
+def assert_one_line_error(result, pattern: str) -> None:
+    """A CLI run (typer's CliRunner) that failed the way a user's mistake should: exit 2, one
+    ``error:`` line matching ``pattern`` on stderr, nothing on stdout, no traceback."""
+    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
+    message = " ".join(result.stderr.split())  # rich may wrap a long line
+    assert message.startswith("error: "), result.stderr
+    assert re.search(pattern, message), message
+    assert "Traceback" not in result.output and result.stdout == ""

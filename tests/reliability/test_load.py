@@ -154,7 +154,8 @@ def test_short_load_has_no_errors_and_flat_memory(server, plots, capsys):
 
 
 def test_the_server_under_load_took_its_limits_from_the_environment(server):
-    assert httpx.get(server.base_url + "/v1/limits").json() == {"max_plot_chars": 5000, "max_items": 16}
+    limits = httpx.get(server.base_url + "/v1/limits").json()
+    assert limits == {"max_plot_chars": 5000, "max_items": 16, "max_explained_items": 64}
     items = [{"id": str(i), "plot": "a cowboy rides"} for i in range(17)]
     assert_json_error(httpx.post(server.base_url + "/v1/predict", json={"items": items}), 413, "too_many_items")
     assert_json_error(httpx.get(server.base_url + "/inference", params={"plot": "x" * 5001}), 413, "plot_too_long")

@@ -20,7 +20,7 @@ from moviegenre.api.metrics import Metrics
 from moviegenre.core.errors import MovieGenreError
 from moviegenre.core.settings import Settings
 from moviegenre.model.artifact import load_model
-from moviegenre.model.explain import NotExplainable, explainer_of, has_explainer
+from moviegenre.model.explain import DeadlinePassed, NotExplainable, explainer_of, has_explainer, warm_explainer
 from moviegenre.model.genre_model import GenreModel
 
 logger = logging.getLogger("moviegenre.api")
@@ -33,8 +33,11 @@ class ModelState:
     ``/readyz``.
 
     :attr:`model` is set only once the model has scored an example (:meth:`GenreModel.warm
-    <moviegenre.model.genre_model.GenreModel.warm>`), so the first request after ``/readyz`` says ready
-    finds its encoder loaded and answers as fast as the rest.
+    <moviegenre.model.genre_model.GenreModel.warm>`) and, for a kind that explains, explained
+    it (:func:`~moviegenre.model.explain.warm_explainer`), so the first request after ``/readyz``
+    says ready finds its encoder and explainer built and answers as fast as the rest, and an
+    explanation cannot fail after ready: a model that cannot explain what its kind explains is
+    not ready.
     """
 
     source: Path | None
@@ -58,7 +61,15 @@ class ModelState:
         except Exception as exc:  # noqa: BLE001 - as above
             self._failed(f"the model was loaded but could not score an example: {exc}", exc)
             return
-        logger.info("warmed model %s in %.2f s: ready", model.id, time.perf_counter() - loaded)
+        try:
+            explains = warm_explainer(model)
+        except Exception as exc:  # noqa: BLE001 - as above: never ready, then 500 on explain=true
+            self._failed(f"the model was loaded but could not explain an example: {exc}", exc)
+            return
+        logger.info(
+            "warmed model %s in %.2f s: ready (%s)", model.id, time.perf_counter() - loaded,
+            "explanations too" if explains else "its kind does not explain",
+        )  # fmt: skip
         self.model = model
 
     def _failed(self, reason: str, exc: Exception) -> None:
@@ -97,12 +108,16 @@ async def run_limited(settings: Settings, work: Callable[..., T], *args) -> T:
     """Run CPU-bound ``work(*args)`` in the thread pool, off the event loop, within
     ``settings.request_timeout_s``; past it, answer 504.
 
-    A Python thread cannot be stopped, so on timeout the work finishes in the background and
-    its result is dropped; the client gets its answer on time.
+    A Python thread cannot be stopped, so on timeout the client gets its answer on time and the
+    work is abandoned: work that checks a deadline (explanations, see :func:`run_explaining`)
+    stops at it, with :class:`~moviegenre.model.explain.DeadlinePassed`; other work (scoring,
+    milliseconds) finishes in the background and its result is dropped.
     """
-    with anyio.move_on_after(settings.request_timeout_s) as scope:
-        return await anyio.to_thread.run_sync(partial(work, *args), abandon_on_cancel=True)
-    assert scope.cancelled_caught
+    with anyio.move_on_after(settings.request_timeout_s):
+        try:
+            return await anyio.to_thread.run_sync(partial(work, *args), abandon_on_cancel=True)
+        except DeadlinePassed:  # the work saw the deadline a moment before this scope did
+            pass
     raise ApiError(
         504,
         "timeout",
@@ -111,17 +126,20 @@ async def run_limited(settings: Settings, work: Callable[..., T], *args) -> T:
 
 
 async def run_explaining(settings: Settings, model: GenreModel, work: Callable[..., T], *args) -> T:
-    """``work(*args)``, which explains, as :func:`run_limited` runs it; 422 for a model kind
-    that cannot be explained.
+    """``work(*args, deadline)``, which explains, as :func:`run_limited` runs it; 422 for a
+    model kind that cannot be explained. ``deadline`` (a :func:`time.monotonic` time) is when
+    the request's time is up: the explanation stops there and frees its worker thread.
 
-    The model's explainer is built first, on first use (:func:`~moviegenre.model.explain.explainer_of`):
-    in a worker thread, so the event loop goes on serving, and outside the request's time limit,
-    since it happens once per process. For the linear and static kinds that takes microseconds
-    (they explain from the compiled form they score with); a ``hybrid`` deserialises its pipeline.
+    The model's explainer is built first, where the server did not build it at warm-up (a
+    model passed to :func:`~moviegenre.api.app.create_app`): in a worker thread, so the event
+    loop goes on serving, and outside the request's time limit, since it happens once per
+    process (:func:`~moviegenre.model.explain.explainer_of`).
     """
     try:
-        if not has_explainer(model):
+        if has_explainer(model):
+            explainer_of(model)  # built: raises at once for a model that cannot explain
+        else:
             await anyio.to_thread.run_sync(explainer_of, model)
-        return await run_limited(settings, work, *args)
+        return await run_limited(settings, work, *args, time.monotonic() + settings.request_timeout_s)
     except NotExplainable as exc:
         raise ApiError(422, "not_explainable", str(exc)) from None

@@ -23,20 +23,16 @@ logger = logging.getLogger("moviegenre.api")
 #: How many validation problems one message lists before summarising.
 MAX_PROBLEMS_IN_MESSAGE = 5
 
+#: Bytes that are not UTF-8, in a request body or in the ``plot`` query parameter: the same
+#: code at both doors.
+INVALID_UTF8 = "invalid_utf8"
+
+#: The code of each status that Starlette's own errors can take here: unknown routes and
+#: methods, and the body limit (:mod:`moviegenre.api.middleware`), which raises inside the route.
 _CODES_BY_STATUS = {
-    400: "bad_request",
-    401: "unauthorized",
-    403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
-    406: "not_acceptable",
     413: "payload_too_large",
-    414: "uri_too_long",
-    415: "unsupported_media_type",
-    422: "invalid_request",
-    500: "internal_error",
-    503: "model_not_ready",
-    504: "timeout",
 }
 
 
@@ -103,9 +99,19 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(422, "invalid_request", describe_validation_errors(errors))
 
 
+def undecodable(where: str, exc: UnicodeDecodeError) -> str:
+    """What to tell a client whose ``where`` (the request body, a query parameter) is not UTF-8."""
+    return (
+        f"{where} is not valid UTF-8 (byte 0x{exc.object[exc.start]:02X} at byte {exc.start:,}); "
+        "send text encoded as UTF-8"
+    )
+
+
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     status = exc.status_code
+    if status == 400:  # FastAPI could not parse the body: json.loads raised, not with a JSONDecodeError
+        return _unparsable_body(exc.__cause__)
     code = _CODES_BY_STATUS.get(status, "http_error")
     if status == 404:
         message = f"no route {request.url.path!r}; see /docs for the API"
@@ -116,11 +122,22 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(status, code, message, getattr(exc, "headers", None))
 
 
+def _unparsable_body(cause: BaseException | None) -> JSONResponse:
+    """400 for a JSON body that :func:`json.loads` refused other than as malformed JSON: bytes
+    that are not UTF-8 (a lone surrogate encoded in UTF-8 is decoded, and refused by the input
+    contract like one sent as ``\\ud800``), or nesting too deep to parse."""
+    if isinstance(cause, UnicodeDecodeError):
+        return error_response(400, INVALID_UTF8, undecodable("the request body", cause))
+    reason = "nested too deeply" if isinstance(cause, RecursionError) else type(cause).__name__
+    return error_response(400, "malformed_json", f"the request body is not valid JSON ({reason})")
+
+
 def invalid_item(exc: InvalidItem, where: str) -> ApiError:
     """The answer to an item that breaks the input contract, naming it as the request does
     (``items[3].plot (id 'tt01')``): 413 for an over-long plot, as documented, else 422."""
-    status, code = (413, PLOT_TOO_LONG) if exc.code == PLOT_TOO_LONG else (422, "invalid_request")
-    return ApiError(status, code, exc.at(where))
+    if exc.code == PLOT_TOO_LONG:
+        return ApiError(413, PLOT_TOO_LONG, exc.at(where))
+    return ApiError(422, "invalid_request", exc.at(where))
 
 
 async def _data_error(request: Request, exc: Exception) -> JSONResponse:

@@ -217,10 +217,16 @@ class PredictResponse(BaseModel):
 
 
 class LimitsResponse(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"example": {"max_plot_chars": 20000, "max_items": 256}})
+    model_config = ConfigDict(
+        json_schema_extra={"example": {"max_plot_chars": 20000, "max_items": 256, "max_explained_items": 64}}
+    )
 
     max_plot_chars: int = Field(description="Longest plot accepted, in characters.")
     max_items: int = Field(description="Most items in one `POST /v1/predict`.")
+    max_explained_items: int = Field(
+        description="Most items explained in one `POST /v1/predict` (with `explain`); explaining an item costs "
+        "about 15 times what scoring it does."
+    )
 
 
 class HealthResponse(BaseModel):

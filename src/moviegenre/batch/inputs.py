@@ -18,21 +18,32 @@ from __future__ import annotations
 import glob
 import os
 import posixpath
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from moviegenre.batch.outputs import ID_COLUMN, url_to_fs
-from moviegenre.core.data import read_csv_bytes, read_table, require_columns, row_problems
-from moviegenre.core.errors import DataError, MovieGenreError
+from moviegenre.core.data import require_columns, row_problems
+from moviegenre.core.errors import DataError
 from moviegenre.core.items import to_frame
+from moviegenre.core.tables import (
+    CSV_SUFFIXES,
+    check_parquet,
+    csv_frames,
+    file_opener,
+    local_opener,
+    parquet_errors,
+    parquet_frame,
+    pyarrow_parquet,
+    require_regular_file,
+)
 
 #: Consecutive Parquet row groups smaller than this are read as one piece, so that a file of
 #: many small row groups is not one task per group.
 PIECE_ROWS = 5_000
-_TABLE_SUFFIXES = (".csv", ".zip", ".txt")
 
 
 @dataclass(frozen=True)
@@ -87,6 +98,7 @@ def _expand_local(pattern: str) -> list[str]:
         raise DataError(f"{os.path.normpath(text)} does not exist")
     if os.path.isdir(text):
         return [os.path.normpath(m) for m in _data_files(url_to_fs(text, reading=True)[0], text, pattern)]
+    require_regular_file(text, os.path.normpath(text))  # a FIFO or a device would block or never end
     return [os.path.normpath(text)]
 
 
@@ -119,15 +131,16 @@ def _data_files(fs, path: str, pattern: str) -> list[str]:
     return files
 
 
-def plan_inputs(patterns: Sequence[str | os.PathLike]) -> Plan:
-    """Expand the inputs and cut them into pieces; read no row, only Parquet footers."""
+def plan_inputs(patterns: Sequence[str | os.PathLike], max_bytes: int) -> Plan:
+    """Expand the inputs and cut them into pieces; read no row, only Parquet footers (a
+    Parquet file of more than ``max_bytes`` uncompressed is refused here)."""
     sources = expand_inputs(patterns)
     pieces: list[Piece] = []
     integer_ids: list[bool] = []
     for source in sources:
         url = source if is_url(source) else os.path.abspath(source)
         if _suffix(url) == ".parquet":
-            file_pieces, integers = _parquet_pieces(source, url, len(pieces))
+            file_pieces, integers = _parquet_pieces(source, url, len(pieces), max_bytes)
         else:
             file_pieces, integers = [Piece(len(pieces), source, url)], False
         pieces.extend(file_pieces)
@@ -139,22 +152,15 @@ def _suffix(url: str) -> str:
     return posixpath.splitext(url.rstrip("/"))[1].lower()
 
 
-def _parquet_pieces(source: str, url: str, first_number: int) -> tuple[list[Piece], bool]:
+def _parquet_pieces(source: str, url: str, first_number: int, max_bytes: int) -> tuple[list[Piece], bool]:
     """Pieces of row groups of ``source``, and whether its IDs are integers."""
-    pq = _pyarrow_parquet()
+    pq = pyarrow_parquet()
     import pyarrow as pa
 
     fs, path = url_to_fs(url, reading=True)
-    try:
-        with fs.open(path, "rb") as handle:
-            meta = pq.ParquetFile(handle).metadata
-            schema = meta.schema.to_arrow_schema()
-    except OSError as exc:
-        raise DataError(f"cannot read {source}: {exc.strerror or exc}") from None
-    except Exception as exc:  # pyarrow raises many types for a damaged file
-        raise DataError(f"{source} is not a readable Parquet file ({exc})") from None
-    if not schema.names:
-        raise DataError(f"{source} has no columns")
+    with parquet_errors(source), fs.open(path, "rb") as handle:
+        meta = pq.ParquetFile(handle).metadata
+    schema = check_parquet(meta, source, max_bytes)
     require_columns(pd.DataFrame(columns=schema.names[1:]), ["plot"], source)
     if meta.num_rows == 0:
         raise DataError(f"{source} has a header but no rows; nothing to score")
@@ -173,61 +179,54 @@ def _parquet_pieces(source: str, url: str, first_number: int) -> tuple[list[Piec
     return pieces, pa.types.is_integer(schema.field(0).type)
 
 
-def read_piece(piece: Piece) -> pd.DataFrame:
-    """The rows of ``piece`` as :func:`~moviegenre.core.data.read_table` gives a file's: the first
-    column is the index (the IDs, an integer Parquet column kept as integers), the others text."""
+def read_piece(piece: Piece, max_bytes: int, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    """The rows of ``piece``, ``chunk_rows`` at a time, as :func:`~moviegenre.core.data.read_table`
+    gives a file's: the first column is the index (the IDs, an integer Parquet column kept as
+    integers), the others text (or, for a plot, title or year of another type, its values)."""
     if piece.row_groups is not None:
-        return _read_parquet_piece(piece)
-    frame = _read_remote_table(piece) if is_url(piece.url) else _read_local_table(piece)
-    if frame.empty:
-        raise DataError(f"{piece.source} has a header but no rows; nothing to score")
-    return frame
+        yield from _read_parquet_piece(piece, chunk_rows)
+        return
+    rows = 0
+    for frame in csv_frames(_csv_opener(piece), piece.source, max_bytes, chunk_rows):
+        rows += len(frame)
+        if rows == 0:
+            raise DataError(f"{piece.source} has a header but no rows; nothing to score")
+        yield frame
 
 
-def _read_local_table(piece: Piece) -> pd.DataFrame:
-    try:
-        return read_table(piece.url)  # absolute: a worker's working directory is not ours
-    except DataError as exc:  # name the file as the user did
-        raise type(exc)(str(exc).replace(piece.url, piece.source)) from None
-
-
-def _read_parquet_piece(piece: Piece) -> pd.DataFrame:
-    pq = _pyarrow_parquet()
-    import pyarrow as pa
-
-    fs, path = url_to_fs(piece.url, reading=True)
-    # Integers as pandas' nullable Int64: a missing ID or year stays missing, not a float NaN.
-    as_nullable = {getattr(pa, name)(): pd.Int64Dtype() for name in ("int8", "int16", "int32", "int64", "uint8",
-                                                                     "uint16", "uint32")}  # fmt: skip
-    try:
-        with fs.open(path, "rb") as handle:
-            table = pq.ParquetFile(handle).read_row_groups(list(piece.row_groups))
-            frame = table.to_pandas(types_mapper=as_nullable.get)
-    except OSError as exc:
-        raise DataError(f"cannot read {piece.source}: {exc.strerror or exc}") from None
-    except Exception as exc:
-        raise DataError(f"{piece.source} is not a readable Parquet file ({exc})") from None
-    frame = frame.set_index(frame.columns[0])
-    return frame.astype(object).where(frame.notna(), "").astype(str)
-
-
-def _read_remote_table(piece: Piece) -> pd.DataFrame:
+def _csv_opener(piece: Piece):
     suffix = _suffix(piece.url)
-    if suffix not in _TABLE_SUFFIXES:
+    if suffix not in CSV_SUFFIXES:
         raise DataError(f"{piece.source}: unsupported file type {suffix!r}; use .csv, .zip or .parquet")
+    if not is_url(piece.url):  # absolute: a worker's working directory is not ours
+        require_regular_file(piece.url, piece.source)
+        return local_opener(Path(piece.url), piece.source)
     if suffix == ".zip":
         raise DataError(f"{piece.source}: a zip input must be a local file; give the CSV or Parquet file instead")
     fs, path = url_to_fs(piece.url, reading=True)
-    try:
-        raw = fs.cat_file(path)
-    except OSError as exc:
-        raise DataError(f"cannot read {piece.source}: {exc.strerror or exc}") from None
-    return read_csv_bytes(raw, piece.source)
+    return file_opener(lambda: fs.open(path, "rb"), piece.source)
 
 
-def split_rejects(raw: pd.DataFrame, piece: Piece, max_plot_chars: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(movies to score, rejected rows with ID, source, row and reason) of a piece's rows,
-    plots of up to ``max_plot_chars`` characters being valid."""
+def _read_parquet_piece(piece: Piece, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    pq = pyarrow_parquet()
+    import pyarrow as pa
+
+    fs, path = url_to_fs(piece.url, reading=True)
+    first_row = piece.first_row
+    with parquet_errors(piece.source), fs.open(path, "rb") as handle:
+        batches = pq.ParquetFile(handle).iter_batches(chunk_rows, row_groups=list(piece.row_groups))
+        while (batch := next(batches, None)) is not None:
+            frame = parquet_frame(pa.Table.from_batches([batch]), piece.source, first_row)
+            first_row += len(frame)
+            yield frame
+
+
+def split_rejects(
+    raw: pd.DataFrame, piece: Piece, first_row: int, max_plot_chars: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(movies to score, rejected rows with ID, source, row and reason) of rows of a piece, the
+    first of them row ``first_row`` (0-based) of the file, plots of up to ``max_plot_chars``
+    characters being valid."""
     require_columns(raw, ["plot"], piece.source)
     reasons = row_problems(raw, max_plot_chars)
     invalid = reasons.notna().to_numpy()
@@ -235,16 +234,8 @@ def split_rejects(raw: pd.DataFrame, piece: Piece, max_plot_chars: int) -> tuple
         {
             ID_COLUMN: raw.index[invalid],
             "source": piece.source,
-            "row": np.flatnonzero(invalid) + 1 + piece.first_row,
+            "row": np.flatnonzero(invalid) + 1 + first_row,
             "reason": reasons[invalid].to_numpy(),
         }
     )
     return to_frame(raw[~invalid], max_plot_chars), rejects
-
-
-def _pyarrow_parquet():
-    try:
-        import pyarrow.parquet as pq
-    except ImportError:
-        raise MovieGenreError("Parquet input needs pyarrow: pip install 'moviegenre[parquet]'") from None
-    return pq

@@ -24,7 +24,7 @@ written: the same inputs give the same pieces and the same bytes whichever engin
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -34,14 +34,18 @@ import pandas as pd
 
 from moviegenre.batch.inputs import Piece, is_url, plan_inputs, read_piece, split_rejects
 from moviegenre.batch.outputs import ID_COLUMN, PartWriter, Staging, check_output
+from moviegenre.core.data import input_limit
 from moviegenre.core.errors import UsageError
 from moviegenre.core.genres import PROBABILITY_KEYS
 from moviegenre.core.items import DEFAULT_MAX_PLOT_CHARS
 from moviegenre.core.progress import Advance, Progress, quiet
+from moviegenre.core.tables import DEFAULT_MAX_INPUT_BYTES
 from moviegenre.model.genre_model import GenreModel
 
 #: Plots scored at once: big enough that per-call overhead is noise, small enough to bound memory.
 PARTITION_ROWS = 2_000
+#: Rows read from an input at a time (at least): memory holds this many, whatever the file's size.
+READ_ROWS = 10_000
 
 @dataclass(frozen=True)
 class Job:
@@ -51,6 +55,8 @@ class Job:
     partition_rows: int
     #: The longest plot scored; a longer one is a reject.
     max_plot_chars: int = DEFAULT_MAX_PLOT_CHARS
+    #: The most bytes one input file may hold once decompressed (``MOVIEGENRE_MAX_INPUT_BYTES``).
+    max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES
 
 
 @dataclass(frozen=True)
@@ -90,18 +96,50 @@ def probability_frame(model: GenreModel, partition: pd.DataFrame, max_plot_chars
 
 
 def score_piece(model: GenreModel, job: Job, piece: Piece) -> PieceResult:
-    """Read, check and score one piece, and write its part and its rejects: the same on every engine."""
-    raw = read_piece(piece)
-    movies, rejects = split_rejects(raw, piece, job.max_plot_chars)
-    size = job.partition_rows
-    partitions = (
-        probability_frame(model, movies.iloc[start : start + size], job.max_plot_chars)
-        for start in range(0, len(movies), size)
-    )
-    job.writer.write_scores(piece.number, partitions)
-    if len(rejects):
-        job.writer.write_rejects(piece.number, rejects)
-    return PieceResult(piece.number, len(raw), len(movies), len(rejects))
+    """Read, check and score one piece, and write its part and its rejects: the same on every engine.
+
+    The piece is read :data:`READ_ROWS` rows at a time, and its valid rows scored in
+    partitions of that many as they come, so memory does not grow with the piece's rows (only
+    its rejects are kept until the end); the partitions are the same as when reading it whole.
+    """
+    counts = {"rows": 0, "scored": 0}
+    rejects: list[pd.DataFrame] = []
+
+    def valid_rows() -> Iterator[pd.DataFrame]:
+        for raw in read_piece(piece, job.max_input_bytes, max(job.partition_rows, READ_ROWS)):
+            movies, rejected = split_rejects(raw, piece, piece.first_row + counts["rows"], job.max_plot_chars)
+            counts["rows"] += len(raw)
+            if len(rejected):
+                rejects.append(rejected)
+            yield movies
+
+    def partitions() -> Iterator[pd.DataFrame]:
+        for movies in _repartition(valid_rows(), job.partition_rows):
+            counts["scored"] += len(movies)
+            yield probability_frame(model, movies, job.max_plot_chars)
+
+    job.writer.write_scores(piece.number, partitions())
+    rejected = pd.concat(rejects, ignore_index=True) if rejects else None
+    if rejected is not None:
+        job.writer.write_rejects(piece.number, rejected)
+    return PieceResult(piece.number, counts["rows"], counts["scored"], 0 if rejected is None else len(rejected))
+
+
+def _repartition(frames: Iterable[pd.DataFrame], size: int) -> Iterator[pd.DataFrame]:
+    """The rows of ``frames`` in frames of ``size`` rows (the last one shorter), in order."""
+    waiting: list[pd.DataFrame] = []
+    count = 0
+    for frame in frames:
+        if not len(frame):
+            continue
+        waiting.append(frame)
+        count += len(frame)
+        while count >= size:
+            joined = pd.concat(waiting) if len(waiting) > 1 else waiting[0]
+            yield joined.iloc[:size]
+            waiting, count = [joined.iloc[size:]], count - size
+    if count:
+        yield pd.concat(waiting) if len(waiting) > 1 else waiting[0]
 
 
 class LocalEngine:
@@ -146,6 +184,7 @@ def score_files(
     *,
     partition_rows: int = PARTITION_ROWS,
     max_plot_chars: int = DEFAULT_MAX_PLOT_CHARS,
+    max_input_bytes: int | None = None,
     progress: Progress = quiet,
     advance: Advance = quiet,
 ) -> ScoreSummary:
@@ -155,7 +194,9 @@ def score_files(
     suffix), local or an fsspec URL; rejected rows go to ``OUT.rejects.csv``, and a stale one
     is removed when there are none. The engine is only started once the inputs and the output
     have been checked. A row whose plot is longer than ``max_plot_chars`` (pass the configured
-    ``MOVIEGENRE_MAX_PLOT_CHARS``) is rejected like any other invalid row. ``progress`` hears
+    ``MOVIEGENRE_MAX_PLOT_CHARS``) is rejected like any other invalid row. An input file of more
+    than ``max_input_bytes`` (once decompressed; by default ``MOVIEGENRE_MAX_INPUT_BYTES``) is
+    refused. ``progress`` hears
     what is happening; ``advance`` how many pieces are done.
     """
     if partition_rows < 1:
@@ -163,13 +204,15 @@ def score_files(
     output = output if is_url(str(output)) else Path(output)
     check_output(output)
     progress("planning the input pieces")
-    plan = plan_inputs(inputs)
+    max_input_bytes = input_limit(max_input_bytes)
+    plan = plan_inputs(inputs, max_input_bytes)
     staging = Staging(output, integer_ids=plan.integer_ids)
     results: dict[int, PieceResult] = {}
     with engine, staging:
         advance(0, len(plan.pieces))
         progress(f"scoring {len(plan.pieces):,} pieces of {len(plan.files):,} files")
-        for result in engine.run(Job(staging.writer, partition_rows, max_plot_chars), plan.pieces):
+        job = Job(staging.writer, partition_rows, max_plot_chars, max_input_bytes)
+        for result in engine.run(job, plan.pieces):
             results[result.number] = result
             advance(len(results), len(plan.pieces))
         progress(f"moving {output} into place")

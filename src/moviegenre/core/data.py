@@ -5,32 +5,36 @@ movie's ID and which has a ``plot`` column; ``title`` and ``year`` are optional,
 data adds ``genres`` as a list literal (``['Comedy', 'Crime']``) or ``Comedy|Crime``.
 
 Every problem is reported as a :class:`~moviegenre.core.errors.DataError` that names the file, the
-field and the data rows (1-based, header not counted) with their IDs.
+field and the data rows (1-based, header not counted) with their IDs. Reading the file itself,
+bounded and with one error per damaged file, is :mod:`moviegenre.core.tables`.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 import shutil
 import urllib.error
 import urllib.request
-import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from pydantic import ValidationError
 
-from moviegenre.core.errors import DataError, DownloadError, OutputError
+from moviegenre.core.errors import DataError, DownloadError, MovieGenreError, OutputError
 from moviegenre.core.files import atomic_path, atomic_write, sha256_of
 from moviegenre.core.genres import GENRES
 from moviegenre.core.items import frame_problems, to_frame
+from moviegenre.core.settings import get_settings
+from moviegenre.core.tables import (
+    CSV_SUFFIXES,
+    read_csv_file,
+    read_parquet_file,
+    require_regular_file,
+)
 
-#: A zip member larger than this is refused (guards against zip bombs).
-MAX_UNCOMPRESSED_BYTES = 4 * 1024**3
 #: How many offending rows an error message lists before summarising.
 MAX_ROWS_IN_MESSAGE = 10
 
@@ -118,94 +122,36 @@ def fetch_public(name: str, data_home: Path) -> Path:
     return target
 
 
-def _read_bytes_as_text(raw: bytes, where: str) -> str:
+def input_limit(max_bytes: int | None) -> int:
+    """``max_bytes``, or the ``MOVIEGENRE_MAX_INPUT_BYTES`` setting when it is ``None``."""
+    if max_bytes is not None:
+        return max_bytes
     try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise DataError(
-            f"{where} is not valid UTF-8: byte 0x{raw[exc.start]:02x} at offset {exc.start} "
-            f"(line {line}); re-save the file as UTF-8"
-        ) from None
+        return get_settings().max_input_bytes
+    except ValidationError as exc:
+        problems = "; ".join(f"MOVIEGENRE_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+        raise MovieGenreError(f"bad setting: {problems}") from None
 
 
-def _csv_text(path: Path) -> str:
-    if path.suffix.lower() != ".zip":
-        return _read_bytes_as_text(path.read_bytes(), str(path))
-    try:
-        with zipfile.ZipFile(path) as archive:
-            members = [m for m in archive.infolist() if m.filename.lower().endswith(".csv")]
-            if len(members) != 1:
-                names = [m.filename for m in archive.infolist()]
-                raise DataError(f"{path} must hold exactly one .csv file; it holds {names}")
-            member = members[0]
-            if member.file_size > MAX_UNCOMPRESSED_BYTES:
-                raise DataError(f"{path}: {member.filename} unpacks to {member.file_size} bytes, over the limit")
-            raw = archive.read(member)
-    except zipfile.BadZipFile as exc:
-        raise DataError(f"{path} is not a readable zip file ({exc})") from None
-    return _read_bytes_as_text(raw, f"{path}:{member.filename}")
+def read_table(path: str | Path, max_bytes: int | None = None) -> pd.DataFrame:
+    """Read a CSV, a zip holding one CSV, or a Parquet file (:mod:`moviegenre.core.tables`).
 
-
-def read_table(path: str | Path) -> pd.DataFrame:
-    """Read a CSV, a zip holding one CSV, or a Parquet file; every column as text.
-
-    The first column becomes the index (the movie IDs).
+    The first column becomes the index (the movie IDs); the others are text, except a Parquet
+    plot, title or year whose type is not text, kept so that the input contract refuses it.
+    At most ``max_bytes`` are read (by default ``MOVIEGENRE_MAX_INPUT_BYTES``).
     """
+    path, source = Path(path), str(path)
+    limit = input_limit(max_bytes)
+    suffix = path.suffix.lower()
     try:
-        return _read_table(Path(path))
+        if suffix == ".parquet":
+            return read_parquet_file(path, source, limit)
+        if suffix not in CSV_SUFFIXES:
+            require_regular_file(path, source)
+            raise DataError(f"{path}: unsupported file type {suffix!r}; use .csv, .zip or .parquet")
+        return read_csv_file(path, source, limit)
     except OSError as exc:  # permission denied, a file that vanished, a read error...
         raise DataError(f"cannot read {path}: {exc.strerror or exc}") from None
-
-
-def _read_table(path: Path) -> pd.DataFrame:
-    if not path.exists():
-        raise DataError(f"{path} does not exist")
-    if path.is_dir():
-        raise DataError(f"{path} is a directory; expected a .csv, .zip or .parquet file")
-    suffix = path.suffix.lower()
-    if suffix == ".parquet":
-        try:
-            frame = pd.read_parquet(path)
-        except Exception as exc:  # pyarrow raises many types for a damaged file
-            raise DataError(f"{path} is not a readable Parquet file ({exc})") from None
-        if frame.columns.size == 0:
-            raise DataError(f"{path} has no columns")
-        frame = frame.set_index(frame.columns[0])
-        return frame.astype(object).where(frame.notna(), "").astype(str)
-    if suffix not in (".csv", ".zip", ".txt"):
-        raise DataError(f"{path}: unsupported file type {suffix!r}; use .csv, .zip or .parquet")
-    return _parse_csv_text(_csv_text(path), str(path))
-
-
-def read_csv_bytes(raw: bytes, source: str) -> pd.DataFrame:
-    """Read a CSV file's bytes as :func:`read_table` reads the file; ``source`` names it in errors."""
-    return _parse_csv_text(_read_bytes_as_text(raw, source), source)
-
-
-def _parse_csv_text(text: str, path: str) -> pd.DataFrame:
-    if not text.strip():
-        raise DataError(f"{path} is empty; expected a header line and at least one row")
-    try:
-        frame = pd.read_csv(
-            io.StringIO(text), dtype=str, keep_default_na=False, index_col=0, on_bad_lines="error"
-        )
-    except pd.errors.ParserError as exc:
-        raise DataError(f"{path} is not a well-formed CSV: {exc}") from None
-    except pd.errors.EmptyDataError:
-        raise DataError(f"{path} is empty; expected a header line and at least one row") from None
-    _refuse_duplicate_columns(text, path)
-    frame.columns = [str(c).strip() for c in frame.columns]
-    frame.index = frame.index.astype(str)
-    return frame
-
-
-def _refuse_duplicate_columns(text: str, path: str) -> None:
-    # pandas renames a second 'plot' to 'plot.1' and reads the first silently: refuse instead.
-    header = [name.strip() for name in next(csv.reader(io.StringIO(text)), [])]
-    duplicates = sorted({name for name in header if name and header.count(name) > 1})
-    if duplicates:
-        raise DataError(f"{path}: column(s) {duplicates} appear more than once in the header; keep one of each")
 
 
 def describe_rows(frame: pd.DataFrame, mask: np.ndarray) -> str:

@@ -27,6 +27,7 @@ a half-written model that looks complete.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import zipfile
 from collections.abc import Mapping
@@ -47,6 +48,7 @@ from moviegenre.model.card import (
     FastEntry,
     FileEntry,
     ModelCard,
+    inside,
     library_versions,
     read_card,
     write_card,
@@ -130,6 +132,7 @@ def load_model(directory: str | Path) -> GenreModel:
     """
     layout = Layout(Path(directory))
     card = read_card(layout.directory)
+    _refuse_links_out(layout)
     kind = _kind_of(card, layout)
     if card.artifact is None or card.artifact.file != Layout.MODEL:
         raise ModelError(f"{layout.card}: field 'artifact' is malformed (it must describe {Layout.MODEL})")
@@ -138,11 +141,32 @@ def load_model(directory: str | Path) -> GenreModel:
     check_types(model_path)
     _check_model_files(layout, card)
     fast = _read_fast_form(layout, card, kind)
+    listed = frozenset(entry.file for entry in card.files)
     if fast is not None:
         return GenreModel(None, card, layout.directory, scorer=fast,
-                          load_pipeline=partial(_load_pipeline, model_path, layout.directory))
-    pipeline = _load_pipeline(model_path, layout.directory)
+                          load_pipeline=partial(_load_pipeline, model_path, layout.directory, listed))
+    pipeline = _load_pipeline(model_path, layout.directory, listed)
     return GenreModel(pipeline, card, layout.directory, scorer=PipelineScorer(pipeline))
+
+
+#: The most entries :func:`_refuse_links_out` looks at: a model directory holds a handful.
+MAX_DIRECTORY_ENTRIES = 10_000
+
+
+def _refuse_links_out(layout: Layout) -> None:
+    """Refuse the directory if a symbolic link in it leads out of it (:func:`~moviegenre.model.card.inside`):
+    ``model.skops``, ``fast.npz``, the ``encoder/`` folder or a file in it, or anything else."""
+    seen = 0
+    for folder, folders, files in os.walk(layout.directory):
+        for name in [*folders, *files]:
+            path = Path(folder, name)
+            if path.is_symlink():
+                inside(layout, path.relative_to(layout.directory).as_posix())
+        seen += len(folders) + len(files)
+        if seen > MAX_DIRECTORY_ENTRIES:
+            raise ModelError(
+                f"{layout.directory} holds over {MAX_DIRECTORY_ENTRIES:,} files; it is not a model directory"
+            )
 
 
 def _kind_of(card: ModelCard, layout: Layout) -> ModelKind:
@@ -194,6 +218,8 @@ def _read_fast_form(layout: Layout, card: ModelCard, kind: ModelKind) -> Any | N
 def _checked_file(path: Path, sha256: str) -> Path:
     """``path``, after checking that it is there and has the sha256 model.json records."""
     if not path.is_file():
+        if path.exists():
+            raise ModelError(f"{path} is not a regular file; the model directory is damaged")
         raise ModelError(f"{path} is missing; the model directory is incomplete")
     actual = sha256_of(path)
     if actual != sha256:
@@ -244,10 +270,11 @@ def _check_model_files(layout: Layout, card: ModelCard) -> None:
         _checked_file(layout.directory / relative, entry.sha256)
 
 
-def _load_pipeline(model_path: Path, directory: Path | None = None) -> Any:
+def _load_pipeline(model_path: Path, directory: Path | None = None, listed: frozenset[str] | None = None) -> Any:
     """Deserialise ``model.skops`` after skops' own check of its types
     (:func:`~moviegenre.model.trust.skops_trusted`). The parts that read files beside the model
-    are pointed at ``directory``, where :func:`load_model` checked them."""
+    are pointed at ``directory``, where :func:`load_model` checked them: the card's files,
+    ``listed``, must hold every one they read."""
     import skops.io
 
     trusted = skops_trusted(model_path)
@@ -257,6 +284,12 @@ def _load_pipeline(model_path: Path, directory: Path | None = None) -> Any:
         raise ModelError(f"{model_path} could not be loaded ({type(exc).__name__}: {exc})") from None
     for owner in _file_owners(pipeline):
         owner.use_model_directory(model_path.parent if directory is None else directory)
+        unchecked = sorted(set(owner.model_files()) - listed) if listed is not None else []
+        if unchecked:
+            raise ModelError(
+                f"{model_path} reads {unchecked} beside it, which {Layout.CARD} does not list with a "
+                "checksum; the model directory is damaged"
+            )
     return pipeline
 
 

@@ -179,6 +179,7 @@ def read_card(directory: str | Path) -> ModelCard:
     path = layout.card
     if not layout.directory.is_dir():
         raise ModelError(f"model directory {layout.directory} does not exist; train one with `moviegenre train`")
+    inside(layout, Layout.CARD)
     if not path.is_file():
         raise ModelError(f"{layout.directory} has no {Layout.CARD}: it is not a moviegenre model directory")
     if path.stat().st_size > MAX_CARD_BYTES:
@@ -191,6 +192,29 @@ def read_card(directory: str | Path) -> ModelCard:
         raise ModelError(f"{path} lacks field(s) {missing}; the model directory is damaged")
     _check_format(payload, layout)
     return ModelCard.from_json(payload, path)
+
+
+def inside(layout: Layout, relative: str) -> Path:
+    """``relative``'s path in the model directory, after checking that it stays there: not a
+    symbolic link (nor under one) that leads out of the directory, and a regular file or a folder.
+
+    Only links that leave are refused. One that stays inside reads what the directory holds,
+    checked like any file, and moves with it; one that leaves makes the model depend on a file
+    the directory does not carry nor guard, which can change, or never end (``/dev/zero``).
+    """
+    path = layout.directory / relative
+    try:
+        root, real = layout.directory.resolve(), path.resolve()
+    except (OSError, RuntimeError) as exc:  # a loop of links: RuntimeError before Python 3.13
+        raise ModelError(f"{path} is a symbolic link that cannot be followed ({exc})") from None
+    if not real.is_relative_to(root):
+        raise ModelError(
+            f"{path} leads out of the model directory, to {real}, through a symbolic link; refusing to "
+            "read it: copy the file into the model directory"
+        )
+    if path.exists() and not (path.is_file() or path.is_dir()):
+        raise ModelError(f"{path} is not a regular file; the model directory is damaged")
+    return path
 
 
 def write_card(card: ModelCard, directory: str | Path) -> Path:

@@ -37,6 +37,7 @@ explaining them needs neither scikit-learn nor ``model.skops``.
 from __future__ import annotations
 
 import threading
+import time
 import weakref
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
@@ -44,24 +45,32 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from moviegenre.core.errors import UsageError
-from moviegenre.core.items import Item, to_columns
+from moviegenre.core.items import Columns, Item, to_columns
 from moviegenre.fast.explain import Explainer, NotExplainable, Parts
 from moviegenre.kinds.registry import get_kind, kind_names
-from moviegenre.model.genre_model import GenreModel
+from moviegenre.model.genre_model import WARM_ITEM, GenreModel
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["EXPLAIN_TERMS", "EXPLAIN_TOP", "NotExplainable", "explain_items", "explainable_kinds", "explainer_of",
-           "has_explainer",
-           "format_explanation"]
+__all__ = ["EXPLAIN_TERMS", "EXPLAIN_TOP", "DeadlinePassed", "NotExplainable", "explain_items", "explainable_kinds",
+           "explainer_of", "format_explanation", "has_explainer", "warm_explainer"]
 
 #: Genres explained unless asked otherwise, and terms shown per genre.
 EXPLAIN_TOP = 3
 EXPLAIN_TERMS = 10
 
-_EXPLAINERS: weakref.WeakKeyDictionary[GenreModel, Explainer] = weakref.WeakKeyDictionary()
+#: Where :func:`explain_items` is given a deadline, it explains this many items between two looks
+#: at the clock: one, since one item takes milliseconds and a look microseconds.
+ITEMS_BETWEEN_CHECKS = 1
+
+#: Each model's explainer, or why it has none (kept too, so that a refusal costs nothing twice).
+_EXPLAINERS: weakref.WeakKeyDictionary[GenreModel, Explainer | NotExplainable] = weakref.WeakKeyDictionary()
 _LOCK = threading.Lock()
+
+
+class DeadlinePassed(TimeoutError):
+    """:func:`explain_items` stopped at its ``deadline``: the caller has stopped waiting."""
 
 
 def explainable_kinds() -> list[str]:
@@ -77,25 +86,42 @@ def explainer_of(model: GenreModel) -> Explainer:
     this off a server's event loop. Raises :class:`NotExplainable` for a kind that cannot explain.
     """
     explainer = _EXPLAINERS.get(model)
-    if explainer is not None:
-        return explainer
-    build = get_kind(model.kind).explainer
-    if build is None:
-        raise NotExplainable(f"model kind {model.kind!r} cannot be explained; explanations need a model of kind "
-                             f"{_either(explainable_kinds())}")
-    with _LOCK:
-        explainer = _EXPLAINERS.get(model)
-        if explainer is None:
-            try:
-                explainer = _EXPLAINERS[model] = build(model)
-            except NotExplainable as exc:
-                raise NotExplainable(f"model kind {model.kind!r} cannot be explained: {exc}") from None
+    if explainer is None:
+        with _LOCK:
+            explainer = _EXPLAINERS.get(model)
+            if explainer is None:
+                explainer = _EXPLAINERS[model] = _build(model)
+    if isinstance(explainer, NotExplainable):
+        raise NotExplainable(str(explainer))
     return explainer
 
 
+def _build(model: GenreModel) -> Explainer | NotExplainable:
+    build = get_kind(model.kind).explainer
+    if build is None:
+        return NotExplainable(f"model kind {model.kind!r} cannot be explained; explanations need a model of kind "
+                              f"{_either(explainable_kinds())}")
+    try:
+        return build(model)
+    except NotExplainable as exc:
+        return NotExplainable(f"model kind {model.kind!r} cannot be explained: {exc}")
+
+
 def has_explainer(model: GenreModel) -> bool:
-    """Whether :func:`explainer_of` has built ``model``'s explainer already."""
+    """Whether :func:`explainer_of` has built ``model``'s explainer (or found it has none) already."""
     return model in _EXPLAINERS
+
+
+def warm_explainer(model: GenreModel) -> bool:
+    """Build ``model``'s explainer and explain an example with it, as a server does before it
+    says ready, so that no request is the first to find it broken (or to wait for it). False
+    for a model that cannot be explained (:class:`NotExplainable`, which its requests are told);
+    anything else that goes wrong is raised."""
+    try:
+        explain_items(model, [WARM_ITEM], top_genres=1)
+    except NotExplainable:
+        return False
+    return True
 
 
 def _either(names: list[str]) -> str:
@@ -112,12 +138,15 @@ def explain_items(
     top_terms: int = EXPLAIN_TERMS,
     proba: np.ndarray | None = None,
     max_plot_chars: int | None = None,
+    deadline: float | None = None,
 ) -> list[list[dict[str, Any]]]:
     """Per item, the explanation of ``model``'s ``top_genres`` most probable genres, each with
     its ``top_terms`` strongest terms (JSON-serialisable; the shape is the module's docstring's).
 
     ``items`` are what :meth:`~moviegenre.model.genre_model.GenreModel.predict_proba` takes; ``proba``
-    its answer for them, where the caller already has it; ``max_plot_chars`` as there. Raises
+    its answer for them, where the caller already has it; ``max_plot_chars`` as there. Past
+    ``deadline`` (a :func:`time.monotonic` time), checked between items, it stops and raises
+    :class:`DeadlinePassed`: a server's request that has timed out frees its worker. Raises
     :class:`NotExplainable` for a model kind that cannot be explained and
     :class:`~moviegenre.core.errors.UsageError` for a bad count.
     """
@@ -127,7 +156,7 @@ def explain_items(
     if top_terms < 0:
         raise UsageError(f"top_terms must be at least 0, not {top_terms}")
     columns = to_columns(items, max_plot_chars)
-    rows = explainer_of(model).explain(*columns)
+    rows = _explain(explainer_of(model), columns, deadline)
     if proba is None:
         records = [{"plot": plot, "title": title, "year": year} for plot, title, year in zip(*columns, strict=True)]
         proba = model.predict_proba(records, max_plot_chars=max_plot_chars)
@@ -136,6 +165,19 @@ def explain_items(
         order = np.argsort(-probabilities, kind="stable")[:top_genres]
         explanations.append([_entry(model.genres[g], float(probabilities[g]), row, int(g), top_terms) for g in order])
     return explanations
+
+
+def _explain(explainer: Explainer, columns: Columns, deadline: float | None) -> list[Parts]:
+    if deadline is None:
+        return explainer.explain(*columns)
+    rows: list[Parts] = []
+    plots, titles, years = columns
+    for start in range(0, len(plots), ITEMS_BETWEEN_CHECKS):
+        if time.monotonic() > deadline:
+            raise DeadlinePassed(f"explaining stopped at its deadline, after {start} of {len(plots)} items")
+        end = start + ITEMS_BETWEEN_CHECKS
+        rows += explainer.explain(plots[start:end], titles[start:end], years[start:end])
+    return rows
 
 
 def _entry(genre: str, probability: float, row: Parts, g: int, top_terms: int) -> dict[str, Any]:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import unquote_to_bytes
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 
 from moviegenre.api.deps import MetricsDep, ModelDep, SettingsDep, run_explaining, run_limited
-from moviegenre.api.errors import invalid_item
+from moviegenre.api.errors import INVALID_UTF8, ApiError, invalid_item, undecodable
 from moviegenre.api.schemas import (
     EXPLAIN_DESCRIPTION,
     EXPLAIN_TOP_BOUNDS,
@@ -36,20 +37,41 @@ def _classify(model: GenreModel, plot: str, max_chars: int) -> dict[str, dict[st
     return {"clasification": as_probability_record(proba[0])}
 
 
-def _classify_and_explain(model: GenreModel, plot: str, max_chars: int, top: int) -> dict[str, Any]:
+def _classify_and_explain(model: GenreModel, plot: str, max_chars: int, top: int, deadline: float) -> dict[str, Any]:
     proba = model.predict_proba([plot], max_plot_chars=max_chars)
-    explanation = explain_items(model, [plot], top_genres=top, proba=proba, max_plot_chars=max_chars)[0]
+    explanation = explain_items(
+        model, [plot], top_genres=top, proba=proba, max_plot_chars=max_chars, deadline=deadline
+    )[0]
     return {"clasification": as_probability_record(proba[0]), "explanation": explanation}
+
+
+def query_text(query_string: bytes, name: str) -> str | None:
+    """The last value of parameter ``name`` in a raw query string, decoded as UTF-8 the way
+    :func:`json.loads` decodes a body (``surrogatepass``: a lone surrogate encoded in UTF-8
+    reaches the input contract, which refuses it by name); ``None`` when it is absent.
+
+    Starlette decodes query strings with ``errors="replace"``, which would score bytes that are
+    not UTF-8 as U+FFFD. Raises :class:`UnicodeDecodeError` for such bytes.
+    """
+    wanted, found = name.encode(), None
+    for pair in query_string.split(b"&"):
+        key, _, value = pair.partition(b"=")
+        if unquote_to_bytes(key.replace(b"+", b" ")) == wanted:
+            found = value
+    if found is None:
+        return None
+    return unquote_to_bytes(found.replace(b"+", b" ")).decode("utf-8", "surrogatepass")
 
 
 @router.get(
     "/inference",
     response_model=InferenceResponse,
     response_model_exclude_unset=True,
-    responses=error_responses(401, 413, 414, 422, 503, 504),
+    responses=error_responses(400, 401, 413, 414, 422, 503, 504),
     summary="Genre probabilities for one plot (the original API)",
 )
 async def inference(
+    request: Request,
     plot: Annotated[str, Query(description=PLOT_DESCRIPTION + " URL-encoded.", json_schema_extra=PLOT_SCHEMA)],
     model: ModelDep,
     settings: SettingsDep,
@@ -61,6 +83,10 @@ async def inference(
     with the 24 ``p_<Genre>`` keys in the original's order. With ``explain=true`` the body
     also holds ``explanation``; without it, it is exactly the original's. For many or long
     plots use ``POST /v1/predict``."""
+    try:
+        plot = query_text(request.scope.get("query_string", b""), "plot") or plot
+    except UnicodeDecodeError as exc:
+        raise ApiError(400, INVALID_UTF8, undecodable("query parameter 'plot'", exc)) from None
     try:
         check_plot(plot, max_chars=settings.max_plot_chars)
     except InvalidItem as exc:

@@ -11,13 +11,17 @@ from moviegenre.api.errors import ApiError, invalid_item
 from moviegenre.api.schemas import LimitsResponse, PredictRequest, PredictResponse, error_responses
 from moviegenre.core.errors import InvalidItem
 from moviegenre.core.items import check_item
+from moviegenre.core.settings import Settings
 from moviegenre.model.explain import explain_items
 from moviegenre.model.genre_model import GenreModel
 
 router = APIRouter(prefix="/v1", tags=["v1"])
 
 
-def _predict(model: GenreModel, items: list[dict[str, Any]], request: PredictRequest, max_chars: int) -> dict[str, Any]:
+def _predict(
+    model: GenreModel, items: list[dict[str, Any]], request: PredictRequest, max_chars: int,
+    deadline: float | None = None,
+) -> dict[str, Any]:  # fmt: skip
     proba = model.predict_proba(items, max_plot_chars=max_chars)
     genres = model.genres
     predictions = [
@@ -30,11 +34,31 @@ def _predict(model: GenreModel, items: list[dict[str, Any]], request: PredictReq
     ]
     if request.explain:
         explanations = explain_items(
-            model, items, top_genres=request.explain_top, proba=proba, max_plot_chars=max_chars
+            model, items, top_genres=request.explain_top, proba=proba, max_plot_chars=max_chars, deadline=deadline
         )
         for prediction, explanation in zip(predictions, explanations, strict=True):
             prediction["explanation"] = explanation
     return {"model": {"id": model.id, "kind": model.kind}, "predictions": predictions}
+
+
+def _check_budget(request: PredictRequest, settings: Settings) -> None:
+    """Refuse, before any work, more items than ``max_items``, and, to explain, more than
+    ``max_explained_items``: explaining an item costs about 15 times what scoring it does, and
+    about the same for one genre as for all 24, so the budget counts items."""
+    n = len(request.items)
+    if n > settings.max_items:
+        raise ApiError(
+            413,
+            "too_many_items",
+            f"{n:,} items in one request; the limit is {settings.max_items:,}. Split them into several requests",
+        )
+    if request.explain and n > settings.max_explained_items:
+        raise ApiError(
+            413,
+            "too_many_explanations",
+            f"{n:,} items to explain in one request; the limit is {settings.max_explained_items:,}. "
+            "Split them into several requests, or ask for explanations of fewer",
+        )
 
 
 @router.post(
@@ -49,14 +73,9 @@ async def predict(request: PredictRequest, model: ModelDep, settings: SettingsDe
     the per-genre threshold stored in the model (tuned by cross-validation when it was trained),
     most probable first; a movie always gets at least one. With ``"explain": true`` each
     prediction also holds ``explanation``: the ``explain_top`` most probable genres, each with
-    the words of the plot and title behind its score."""
-    if len(request.items) > settings.max_items:
-        raise ApiError(
-            413,
-            "too_many_items",
-            f"{len(request.items):,} items in one request; the limit is {settings.max_items:,}. "
-            "Split them into several requests",
-        )
+    the words of the plot and title behind its score (for at most ``max_explained_items`` items,
+    see ``GET /v1/limits``)."""
+    _check_budget(request, settings)
     items = [item.model_dump(include={"plot", "title", "year"}) for item in request.items]
     for index, item in enumerate(items):
         try:
@@ -83,4 +102,8 @@ async def model_card(model: ModelDep) -> dict[str, Any]:
 @router.get("/limits", response_model=LimitsResponse, responses=error_responses(401))
 async def limits(settings: SettingsDep):
     """The request limits, so clients (such as the page at ``/``) can check input first."""
-    return {"max_plot_chars": settings.max_plot_chars, "max_items": settings.max_items}
+    return {
+        "max_plot_chars": settings.max_plot_chars,
+        "max_items": settings.max_items,
+        "max_explained_items": settings.max_explained_items,
+    }

@@ -1,0 +1,443 @@
+"""Reading the files users hand the product: a CSV, a zip holding one CSV, or a Parquet file.
+
+Every failure of a file is one :class:`~moviegenre.core.errors.DataError` that names the file,
+and the line, data row, zip member or column where that is known; no reader's own exception
+reaches the caller. Reading is bounded whatever the file claims:
+
+- only regular files are opened (a device, a FIFO, or a symlink to one, is refused by name);
+- the bytes of a CSV (once unzipped) and a Parquet file's uncompressed size are checked
+  against ``max_bytes`` (``MOVIEGENRE_MAX_INPUT_BYTES``) as they are read, never trusted from
+  a header, and CSV bytes are streamed to the parser a block at a time, checked as UTF-8 on
+  the way, so a small zip that unpacks to gigabytes stops at the bound;
+- the header is read first, from at most :data:`MAX_HEADER_BYTES`, and refused past
+  :data:`MAX_COLUMNS` columns, in time linear in its length.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import os
+import stat
+import zipfile
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, closing, contextmanager
+from pathlib import Path
+from typing import IO, TYPE_CHECKING
+
+import pandas as pd
+
+from moviegenre.core.errors import DataError, MovieGenreError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+#: The most columns a file's header may have.
+MAX_COLUMNS = 1_000
+#: The longest header line, in bytes.
+MAX_HEADER_BYTES = 64 * 1024
+#: The default of ``MOVIEGENRE_MAX_INPUT_BYTES``: the most bytes one input file may hold once
+#: decompressed (a CSV's bytes, a zip member's, a Parquet file's uncompressed size).
+DEFAULT_MAX_INPUT_BYTES = 2 * 1024**3
+CSV_SUFFIXES = (".csv", ".zip", ".txt")
+_BLOCK_BYTES = 1 << 20
+_TEXT_FIELDS = ("plot", "title")
+
+#: Opens the bytes of a CSV file (or of the CSV inside a zip), once per call.
+Opener = Callable[[], AbstractContextManager[IO[bytes]]]
+
+
+def require_regular_file(path: str | os.PathLike, source: str) -> None:
+    """Refuse, before opening it, anything but a regular file (or a symlink to one)."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise DataError(f"{source} does not exist") from None
+    except OSError as exc:
+        raise DataError(f"cannot read {source}: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(mode):
+        raise DataError(f"{source} is a directory; expected a .csv, .zip or .parquet file")
+    if not stat.S_ISREG(mode):
+        raise DataError(f"{source} is not a regular file (a device, a FIFO or a socket); give a data file")
+
+
+def local_opener(path: Path, source: str) -> Opener:
+    """An :data:`Opener` of a local ``.csv``/``.txt`` file, or of the one CSV in a ``.zip``."""
+    if path.suffix.lower() != ".zip":
+        return file_opener(lambda: open(path, "rb"), source)
+    return lambda: _zip_member(path, source)
+
+
+def file_opener(open_file: Callable[[], IO[bytes]], source: str) -> Opener:
+    """An :data:`Opener` of what ``open_file`` opens (a local file, an fsspec file), its
+    ``OSError`` a :class:`DataError` naming ``source``."""
+
+    @contextmanager
+    def opened() -> Iterator[IO[bytes]]:
+        try:
+            handle = open_file()
+        except OSError as exc:
+            raise DataError(f"cannot read {source}: {exc.strerror or exc}") from None
+        with handle:
+            yield handle
+
+    return opened
+
+
+@contextmanager
+def _zip_member(path: Path, source: str) -> Iterator[IO[bytes]]:
+    try:
+        archive = zipfile.ZipFile(path)
+    except OSError as exc:
+        raise DataError(f"cannot read {source}: {exc.strerror or exc}") from None
+    except Exception as exc:  # BadZipFile, EOFError, ValueError... for a damaged archive
+        raise DataError(f"{source} is not a readable zip file ({exc})") from None
+    with archive:
+        members = [m for m in archive.infolist() if m.filename.lower().endswith(".csv")]
+        if len(members) != 1:
+            names = [m.filename for m in archive.infolist()]
+            raise DataError(f"{source} must hold exactly one .csv file; it holds {names}")
+        member = members[0]
+        where = f"{source}: member {member.filename}"
+        if member.flag_bits & 0x1:
+            raise DataError(f"{where} is encrypted; give an unencrypted zip or the CSV itself")
+        try:
+            handle = archive.open(member)
+        except NotImplementedError:
+            raise DataError(
+                f"{where} uses compression method {member.compress_type}, which cannot be read; "
+                "zip it again with deflate"
+            ) from None
+        except Exception as exc:
+            raise DataError(f"{where} cannot be read ({exc})") from None
+        with handle:
+            yield handle
+
+
+class CheckedBytes(io.RawIOBase):
+    """The bytes of a CSV as the parser reads them: counted against ``max_bytes``, checked as
+    UTF-8 (an error names the byte, its offset and its line), a leading BOM removed.
+
+    The first :data:`MAX_HEADER_BYTES` (plus one) are read at once, for the header.
+    """
+
+    def __init__(self, handle: IO[bytes], source: str, max_bytes: int):
+        super().__init__()
+        self._handle, self._source, self._max = handle, source, max_bytes
+        self._decoder = codecs.getincrementaldecoder("utf-8")("strict")
+        self._read_so_far = self._offset = self._newlines = 0
+        self._eof = False
+        head = b""
+        while len(head) <= MAX_HEADER_BYTES and not self._eof:
+            head += self._read(MAX_HEADER_BYTES + 1 - len(head))
+        #: Whether the file goes on past the bytes read for the header.
+        self.more = len(head) > MAX_HEADER_BYTES
+        if head.startswith(codecs.BOM_UTF8):
+            head, self._offset = head[len(codecs.BOM_UTF8) :], len(codecs.BOM_UTF8)
+        #: The text of the bytes read for the header.
+        self.head_text = self._check(head, final=self._eof)
+        self._pending = head
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        if not self._pending and not self._eof:
+            data = self._read(len(buffer))
+            self._check(data, final=self._eof)
+            self._pending = data
+        size = min(len(buffer), len(self._pending))
+        buffer[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size
+
+    def _read(self, size: int) -> bytes:
+        try:
+            data = self._handle.read(size)
+        except OSError as exc:
+            raise DataError(f"cannot read {self._source}: {exc.strerror or exc}") from None
+        except Exception as exc:  # a damaged zip member: a bad CRC, corrupt deflate data...
+            raise DataError(f"{self._source} could not be read to the end ({exc})") from None
+        self._eof = not data
+        self._read_so_far += len(data)
+        if self._read_so_far > self._max:
+            raise DataError(
+                f"{self._source} holds more than {self._max:,} bytes (once unzipped), the limit "
+                "MOVIEGENRE_MAX_INPUT_BYTES; split it into smaller files or raise the limit"
+            )
+        return data
+
+    def _check(self, data: bytes, final: bool) -> str:
+        waiting = self._decoder.getstate()[0]  # the start of a character cut by the last block
+        try:
+            text = self._decoder.decode(data, final)
+        except UnicodeDecodeError as exc:
+            joined = waiting + data
+            line = self._newlines + joined[: exc.start].count(b"\n") + 1
+            raise DataError(
+                f"{self._source} is not valid UTF-8: byte 0x{joined[exc.start]:02x} at offset "
+                f"{self._offset - len(waiting) + exc.start} (line {line}); re-save the file as UTF-8"
+            ) from None
+        self._offset += len(data)
+        self._newlines += data.count(b"\n")
+        return text
+
+
+def read_header(stream: CheckedBytes, source: str) -> list[str]:
+    """The header's column names, checked from the first bytes alone: not too long or too wide,
+    no name twice."""
+    lines = list(io.StringIO(stream.head_text, newline=""))
+    reader = csv.reader(lines)
+    try:
+        header = next((record for record in reader if not _blank(record)), None)
+    except csv.Error as exc:
+        raise DataError(f"{source} is not a well-formed CSV: {exc} (line {reader.line_num})") from None
+    if stream.more and (header is None or (reader.line_num == len(lines) and not lines[-1].endswith(("\n", "\r")))):
+        raise DataError(f"{source}: the header line is longer than {MAX_HEADER_BYTES:,} bytes, the limit")
+    if header is None:
+        raise DataError(f"{source} is empty; expected a header line and at least one row")
+    if len(header) > MAX_COLUMNS:
+        raise DataError(f"{source}: the header has {len(header):,} columns; the limit is {MAX_COLUMNS:,}")
+    refuse_duplicate_columns([name.strip() for name in header], source)
+    return header
+
+
+def refuse_duplicate_columns(names: list[str], source: str) -> None:
+    # pandas would rename a second 'plot' to 'plot.1' and read the first silently: refuse instead.
+    duplicates = sorted(name for name, count in Counter(names).items() if name and count > 1)
+    if duplicates:
+        raise DataError(f"{source}: column(s) {duplicates} appear more than once in the header; keep one of each")
+
+
+def _blank(record: list[str]) -> bool:
+    """An empty or whitespace-only line, skipped like pandas skips it."""
+    return not record or (len(record) == 1 and not record[0].strip())
+
+
+def csv_frames(
+    open_bytes: Opener, source: str, max_bytes: int, chunk_rows: int | None = None
+) -> Iterator[pd.DataFrame]:
+    """The rows of a CSV as frames of up to ``chunk_rows`` rows (one frame when ``None``), every
+    column text, the first one the index (the IDs). A header with no rows is one empty frame.
+
+    Python's csv module reads it (as fast as pandas for text, and it says where each row
+    starts): a row with more or fewer fields than the header, or a quote never closed, is an
+    error naming its line.
+    """
+    # A plot may be longer than csv's default field limit (128 KiB); the byte bound holds anyway.
+    csv.field_size_limit(max(csv.field_size_limit(), min(max_bytes, 2**31 - 1)))
+    with open_bytes() as handle:
+        stream = CheckedBytes(handle, source, max_bytes)
+        header = read_header(stream, source)
+        lines = _Lines(io.TextIOWrapper(io.BufferedReader(stream, _BLOCK_BYTES), "utf-8", newline=""))
+        records = csv.reader(lines)
+        rows: list[list[str]] = []
+        last: list[str] | None = None  # the lines of the last row
+        chunks, started = 0, False
+        while True:
+            start = lines.start_record()
+            try:
+                record = next(records, None)
+            except csv.Error as exc:
+                raise DataError(f"{source} is not a well-formed CSV: {exc} (line {lines.number})") from None
+            if record is None:
+                break
+            if _blank(record):
+                continue
+            if not started:  # the header, checked already
+                started = True
+                continue
+            if len(record) != len(header):
+                raise DataError(f"{source} is not a well-formed CSV: line {start} has {len(record)} field(s); "
+                                f"the header has {len(header)}")  # fmt: skip
+            last = lines.record
+            rows.append(record)
+            if chunk_rows is not None and len(rows) == chunk_rows:
+                yield _frame(rows, header)
+                rows, chunks = [], chunks + 1
+        if last is not None and _quote_left_open(last):
+            raise DataError(
+                f"{source} is not a well-formed CSV: the row starting on line {lines.number - len(last) + 1} "
+                "opens a quote that is never closed"
+            )
+        if rows or not chunks:
+            yield _frame(rows, header)
+
+
+class _Lines:
+    """The lines of a text, counted, with the lines of the record being read."""
+
+    def __init__(self, text: IO[str]):
+        self._text = text
+        #: Lines read so far.
+        self.number = 0
+        self.record: list[str] = []
+
+    def start_record(self) -> int:
+        """Start keeping a new record's lines; the line it starts on."""
+        self.record = []
+        return self.number + 1
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        line = self._text.readline()
+        if not line:
+            raise StopIteration
+        self.number += 1
+        self.record.append(line)
+        return line
+
+
+def _quote_left_open(record_lines: list[str]) -> bool:
+    """Whether these lines (the last record) end inside a quoted field: the csv module reads
+    them to the end of the file as one field, without a word."""
+    try:
+        for _ in csv.reader(record_lines, strict=True):
+            pass
+    except csv.Error as exc:
+        return "unexpected end of data" in str(exc)
+    return False
+
+
+def _frame(rows: list[list[str]], header: list[str]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=range(len(header)), dtype=str)
+    frame = frame.set_index(0)
+    frame.index = frame.index.astype(str)
+    frame.index.name = header[0] if header[0].strip() else None
+    frame.columns = [name.strip() for name in header[1:]]
+    return frame
+
+
+def read_csv_file(path: Path, source: str, max_bytes: int) -> pd.DataFrame:
+    """A local CSV, or the one CSV in a zip, whole."""
+    require_regular_file(path, source)
+    with closing(csv_frames(local_opener(path, source), source, max_bytes)) as frames:
+        return next(frames)
+
+
+# --- Parquet ------------------------------------------------------------------------------------
+
+
+def pyarrow_parquet():
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise MovieGenreError("Parquet input needs pyarrow: pip install 'moviegenre[parquet]'") from None
+    return pq
+
+
+@contextmanager
+def parquet_errors(source: str) -> Iterator[None]:
+    """Any failure of pyarrow on a damaged file, as one :class:`DataError` naming it."""
+    try:
+        yield
+    except MovieGenreError:
+        raise
+    except OSError as exc:
+        raise DataError(f"cannot read {source}: {exc.strerror or exc}") from None
+    except Exception as exc:  # pyarrow raises many types for a damaged file
+        raise DataError(f"{source} is not a readable Parquet file ({exc})") from None
+
+
+def check_parquet(metadata, source: str, max_bytes: int) -> pa.Schema:
+    """The file's Arrow schema, once its width, names, ID type and size are checked."""
+    import pyarrow as pa
+
+    with parquet_errors(source):
+        schema = metadata.schema.to_arrow_schema()
+        size = sum(metadata.row_group(group).total_byte_size for group in range(metadata.num_row_groups))
+    if not schema.names:
+        raise DataError(f"{source} has no columns")
+    if len(schema.names) > MAX_COLUMNS:
+        raise DataError(f"{source} has {len(schema.names):,} columns; the limit is {MAX_COLUMNS:,}")
+    refuse_duplicate_columns([str(name).strip() for name in schema.names], source)
+    id_type = schema.field(0).type
+    if pa.types.is_nested(id_type) or _is_binary(id_type):
+        raise DataError(
+            f"{source}: the ID column {schema.names[0]!r} holds {id_type}; an ID must be one integer or text value"
+        )
+    if size > max_bytes:
+        raise DataError(
+            f"{source} holds {size:,} bytes uncompressed, more than {max_bytes:,}, the limit "
+            "MOVIEGENRE_MAX_INPUT_BYTES; split it into smaller files or raise the limit"
+        )
+    return schema
+
+
+def parquet_frame(table: pa.Table, source: str, first_row: int = 0) -> pd.DataFrame:
+    """Rows of a Parquet file as a movie frame: the first column the index (integers kept as
+    nullable ``Int64``), text and numbers as text (missing as ``""``). A plot or title that is
+    not text, or a year that is neither a number nor text, keeps its value, so that the input
+    contract refuses it with its type; binary text is decoded as UTF-8, strictly."""
+    import pyarrow as pa
+
+    # Integers as pandas' nullable Int64: a missing ID or year stays missing, not a float NaN.
+    as_nullable = {getattr(pa, name)(): pd.Int64Dtype()
+                   for name in ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32")}  # fmt: skip
+    columns = {}
+    for name, column in zip(table.column_names, table.columns, strict=True):
+        kind = column.type
+        if _is_binary(kind):
+            columns[name] = _decoded(column.to_pylist(), source, name, first_row)
+        elif name != table.column_names[0] and not _as_text(name, kind):
+            columns[name] = pd.Series(["" if value is None else value for value in column.to_pylist()], dtype=object)
+        else:
+            series = column.to_pandas(types_mapper=as_nullable.get)
+            columns[name] = series if name == table.column_names[0] else _text(series)
+    frame = pd.DataFrame(columns, columns=table.column_names)
+    return frame.set_index(table.column_names[0])
+
+
+def _is_binary(kind: pa.DataType) -> bool:
+    import pyarrow as pa
+
+    checks = ("is_binary", "is_large_binary", "is_fixed_size_binary", "is_binary_view")
+    return any(getattr(pa.types, check, lambda _: False)(kind) for check in checks)
+
+
+def _as_text(name: str, kind: pa.DataType) -> bool:
+    """Whether a column of this type is read as text (as today), else kept as values."""
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(kind):
+        kind = kind.value_type
+    text = pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_null(kind)
+    text = text or getattr(pa.types, "is_string_view", lambda _: False)(kind)
+    if name in _TEXT_FIELDS:
+        return text
+    if name == "year":
+        return text or pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind)
+    return True
+
+
+def _text(series: pd.Series) -> pd.Series:
+    return series.astype(object).where(series.notna(), "").astype(str)
+
+
+def _decoded(values: list, source: str, name: str, first_row: int) -> pd.Series:
+    decoded = []
+    for position, value in enumerate(values):
+        try:
+            decoded.append("" if value is None else value.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            raise DataError(
+                f"{source}: column {name!r}, data row {first_row + position + 1}, is not valid UTF-8: "
+                f"byte 0x{value[exc.start]:02x} at offset {exc.start}; write text columns as UTF-8 strings"
+            ) from None
+    return pd.Series(decoded, dtype=object)
+
+
+def read_parquet_file(path: Path, source: str, max_bytes: int) -> pd.DataFrame:
+    """A local Parquet file, whole, as :func:`parquet_frame` gives its rows."""
+    require_regular_file(path, source)
+    pq = pyarrow_parquet()
+    with parquet_errors(source):
+        parquet = pq.ParquetFile(path)
+    check_parquet(parquet.metadata, source, max_bytes)
+    with parquet_errors(source):
+        table = parquet.read()
+    return parquet_frame(table, source)
