@@ -199,3 +199,11 @@ def test_serve_without_a_model_trains_the_default_through_the_library(tmp_path, 
     assert directory == tmp_path / "models" / "default"
     assert kwargs["data"] == tmp_path / "train.csv" and kwargs["data_home"] == tmp_path / "home"
     assert calls["served"].model == directory.resolve()
+
+
+def test_version_prints_the_installed_version():
+    import moviegenre
+
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == f"moviegenre {moviegenre.__version__}"

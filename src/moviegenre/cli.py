@@ -32,11 +32,29 @@ app = typer.Typer(
 )
 err = Console(stderr=True)
 
+
+def _print_version(value: bool) -> None:
+    if value:
+        from moviegenre import __version__
+
+        typer.echo(f"moviegenre {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    pass
+
 DataOption = Annotated[
     Path | None,
     typer.Option(
         "--data",
-        help="Labelled CSV/zip (ID first, then year,title,plot,genres). "
+        help="Labelled CSV, zip or Parquet file (ID first, then year,title,plot,genres). "
         "Default: the public training file, downloaded once.",
     ),
 ]
@@ -171,7 +189,7 @@ def split(
 @app.command()
 def evaluate(
     model: ModelOption,
-    data: Annotated[Path, typer.Option("--data", help="Labelled CSV/zip to evaluate on.")],
+    data: Annotated[Path, typer.Option("--data", help="Labelled CSV, zip or Parquet file to evaluate on.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """ROC AUC (macro, micro, per genre), label-set F1 and calibration (before and after the
@@ -371,7 +389,7 @@ def explain(
 @app.command()
 def report(
     model: ModelOption,
-    data: Annotated[Path, typer.Option("--data", help="Labelled CSV/zip to evaluate on.")],
+    data: Annotated[Path, typer.Option("--data", help="Labelled CSV, zip or Parquet file to evaluate on.")],
     out: Annotated[Path, typer.Option("-o", "--out", help="Folder for report.md and figures.")],
 ) -> None:
     """Write a Markdown report with the metrics table and PNG figures."""
