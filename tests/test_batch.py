@@ -139,13 +139,16 @@ def test_a_finished_parquet_output_and_stale_rejects_are_replaced_on_rerun(small
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "scores"]
 
 
-def test_progress_counts_pieces_as_they_finish(small_model, inputs, tmp_path):
+def test_progress_counts_rows_as_pieces_finish(small_model, inputs, tmp_path):
     messages: list[str] = []
     counts: list[tuple[int, int]] = []
     score_files(LocalEngine(small_model), [inputs / "a.csv", inputs / "b.csv", inputs / "a.csv"],
-                tmp_path / "o.csv", progress=messages.append, advance=lambda *c: counts.append(c))  # fmt: skip
-    assert counts == [(0, 3), (1, 3), (2, 3), (3, 3)]
-    assert messages[-2:] == ["scoring 3 pieces of 3 files", f"moving {tmp_path / 'o.csv'} into place"]
+                tmp_path / "o.csv", piece_rows=3, progress=messages.append,
+                advance=lambda *c: counts.append(c))  # fmt: skip
+    # Each file of five rows is cut into pieces of 3 and 2 rows.
+    assert counts == [(0, 15), (3, 15), (5, 15), (8, 15), (10, 15), (13, 15), (15, 15)]
+    assert messages[-3:] == ["cutting 3 CSV files into pieces of 3 rows", "scoring 15 rows of 3 files",
+                             f"moving {tmp_path / 'o.csv'} into place"]  # fmt: skip
 
 
 class NeverStarted:
@@ -158,6 +161,9 @@ class NeverStarted:
 
     def __exit__(self, *exc_info):
         return None
+
+    def cut(self, job, pieces):
+        raise AssertionError("unreachable")
 
     def run(self, job, pieces):
         raise AssertionError("unreachable")
@@ -229,7 +235,7 @@ def test_a_dataset_directory_is_its_data_files_in_name_order(small_model, tmp_pa
 
 
 @pytest.mark.parametrize("quiet", [False, True])
-def test_the_cli_shows_a_progress_bar_over_pieces_on_a_terminal(small_model_dir, inputs, tmp_path, monkeypatch, quiet):
+def test_the_cli_shows_a_progress_bar_over_rows_on_a_terminal(small_model_dir, inputs, tmp_path, monkeypatch, quiet):
     from rich.console import Console
 
     from moviegenre import cli
@@ -240,7 +246,7 @@ def test_the_cli_shows_a_progress_bar_over_pieces_on_a_terminal(small_model_dir,
     result = CliRunner().invoke(app, args + ["--quiet"] * quiet)
     assert result.exit_code == 0, result.output
     shown = re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", terminal.getvalue())  # without the terminal's codes
-    assert ("2/2 pieces" in shown) is not quiet
+    assert ("10/10 rows" in shown) is not quiet
     assert json.loads(result.stdout)["partitions"] == 2
 
 

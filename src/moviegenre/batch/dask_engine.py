@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Self
 
 from moviegenre.batch.inputs import Piece
-from moviegenre.batch.scoring import Job, PieceResult, score_piece
+from moviegenre.batch.scoring import Job, PieceResult, cut_pieces, score_piece
 from moviegenre.core.errors import MovieGenreError, UsageError
 from moviegenre.core.progress import Progress, quiet
 from moviegenre.model.artifact import load_model
@@ -37,7 +37,9 @@ from moviegenre.model.card import read_card
 try:
     from distributed import Client, Future, KilledWorker, LocalCluster, WorkerPlugin, as_completed, get_worker
 except ImportError as exc:  # the dask extra is optional
-    raise MovieGenreError("the Dask engine needs Dask: pip install 'moviegenre[dask]'") from exc
+    from moviegenre.core.advice import install_extra
+
+    raise MovieGenreError(f"the Dask engine needs Dask: {install_extra('dask')}") from exc
 
 
 class ModelPlugin(WorkerPlugin):
@@ -125,23 +127,38 @@ class DaskEngine:
         self._stack.close()
         self._client = None
 
+    def cut(self, job: Job, pieces: Sequence[Piece]) -> list[list[Piece]]:
+        """Cut each CSV file on a worker (all files at once), so this process never reads a row."""
+        futures = self._map(cut_pieces, [job] * len(pieces), list(pieces))
+        try:
+            return [self._value(future) for future in futures]
+        finally:
+            self._cancel(futures)
+
     def run(self, job: Job, pieces: Sequence[Piece]) -> Iterator[PieceResult]:
+        futures = self._map(run_piece, [self._plugin_name] * len(pieces), [job] * len(pieces), list(pieces))
+        try:
+            for future in as_completed(futures):
+                result, load_id = self._value(future)
+                self._loads.add(load_id)
+                yield result
+        finally:
+            self._cancel(futures)
+
+    def _map(self, task, *arguments: list) -> list[Future]:
         if self._client is None:
             raise UsageError("enter the DaskEngine (with DaskEngine(...) as engine:) before scoring")
         # pure=False: a file given twice is scored twice. The scheduler balances the tasks and
         # reruns those of a worker that died; the results are a few numbers each.
-        futures = self._client.map(run_piece, [self._plugin_name] * len(pieces), [job] * len(pieces),
-                                   list(pieces), pure=False)  # fmt: skip
-        try:
-            for future in as_completed(futures):
-                yield self._result(future)
-        finally:
-            with suppress(Exception):  # cleanup must not hide the error that brought us here
-                self._client.cancel(futures)
+        return self._client.map(task, *arguments, pure=False)
 
-    def _result(self, future: Future) -> PieceResult:
+    def _cancel(self, futures: list[Future]) -> None:
+        with suppress(Exception):  # cleanup must not hide the error that brought us here
+            self._client.cancel(futures)
+
+    def _value(self, future: Future):
         try:
-            result, load_id = future.result()
+            value = future.result()
         except KilledWorker as exc:
             raise MovieGenreError(
                 f"Dask workers kept dying while scoring ({exc}); they may be out of memory: "
@@ -149,9 +166,8 @@ class DaskEngine:
             ) from None
         except OSError as exc:  # a worker's own failure (its disk, its network), not an input's
             raise MovieGenreError(f"scoring on the Dask cluster failed: {exc}") from None
-        self._loads.add(load_id)
         future.release()
-        return result
+        return value
 
     def _release_model(self) -> None:
         self.progress("releasing the model on the workers")

@@ -3,10 +3,19 @@
 Planning (:func:`plan_inputs`) runs where the command runs and reads no row. It expands the
 inputs (local paths and globs, or fsspec URLs such as ``s3://bucket/catalogue/*.parquet``),
 reads each Parquet file's footer, and cuts the inputs into :class:`Piece` s in input order: a
-Parquet file by row groups (consecutive small ones merged up to :data:`PIECE_ROWS` rows), a
-CSV or zip file whole. Reading a piece (:func:`read_piece`) and sorting its rows into movies to
-score and rejects (:func:`split_rejects`) run wherever the piece is scored: the same code in
-this process (the local engine) and on a Dask worker, so both give the same output.
+Parquet file by row groups (consecutive small ones merged up to ``piece_rows`` rows), a CSV or
+zip file whole, to be cut later.
+
+Cutting a CSV file (:func:`cut_piece`) runs where pieces are scored (on a Dask worker, not in
+the command's process): one streaming pass parses the file, with the same parser that reads
+it, and notes the byte offset where every ``piece_rows``-th row starts
+(:func:`~moviegenre.core.tables.csv_spans`), so a quoted plot's line breaks never split a row.
+Each span becomes a piece that any worker reads by seeking to its offset. A zip member cannot
+be read from the middle, so the pass also copies the unzipped CSV into the output's staging
+directory, and its pieces are read from that copy. Reading a piece (:func:`read_piece`) and
+sorting its rows into movies to score and rejects (:func:`split_rejects`) run wherever the
+piece is scored: the same code in this process (the local engine) and on a Dask worker, so
+every engine gives the same pieces and the same output.
 
 IDs keep their type: a Parquet ID column of integers stays integers in the output; every other
 ID is text (a CSV's IDs are text: they may be ``007``). When the inputs disagree, all IDs are
@@ -19,20 +28,22 @@ import glob
 import os
 import posixpath
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from moviegenre.batch.outputs import ID_COLUMN, url_to_fs
+from moviegenre.batch.outputs import ID_COLUMN, PartWriter, url_to_fs
 from moviegenre.core.data import require_columns, row_problems
 from moviegenre.core.errors import DataError
 from moviegenre.core.items import to_frame
 from moviegenre.core.tables import (
     CSV_SUFFIXES,
+    CsvSpan,
     check_parquet,
     csv_frames,
+    csv_spans,
     file_opener,
     local_opener,
     parquet_errors,
@@ -41,14 +52,16 @@ from moviegenre.core.tables import (
     require_regular_file,
 )
 
-#: Consecutive Parquet row groups smaller than this are read as one piece, so that a file of
-#: many small row groups is not one task per group.
+#: Rows of a piece: a CSV file is cut into pieces of this many rows, and consecutive Parquet row
+#: groups are read as one piece up to this many, so that a file of many small row groups is not
+#: one task per group. The default of ``MOVIEGENRE_PIECE_ROWS``.
 PIECE_ROWS = 5_000
 
 
 @dataclass(frozen=True)
 class Piece:
-    """One unit of work: a whole CSV or zip file, or some row groups of a Parquet file."""
+    """One unit of work: a span of rows of a CSV file (or of the CSV in a zip), some row groups
+    of a Parquet file, or a whole CSV or zip file not yet cut."""
 
     #: Position in input order; names the part files.
     number: int
@@ -60,6 +73,15 @@ class Piece:
     row_groups: tuple[int, ...] | None = None
     #: Rows of the file before this piece (0-based), so rejects are numbered within the file.
     first_row: int = 0
+    #: The rows of a CSV file this piece holds; ``None`` for a Parquet piece or an uncut file.
+    span: CsvSpan | None = None
+    #: Rows in the piece, once known (from a Parquet footer, or by cutting a CSV file).
+    rows: int | None = None
+
+    @property
+    def uncut(self) -> bool:
+        """A whole CSV or zip file, to be cut (:func:`cut_piece`) before it is scored."""
+        return self.row_groups is None and self.span is None
 
 
 @dataclass(frozen=True)
@@ -131,16 +153,17 @@ def _data_files(fs, path: str, pattern: str) -> list[str]:
     return files
 
 
-def plan_inputs(patterns: Sequence[str | os.PathLike], max_bytes: int) -> Plan:
+def plan_inputs(patterns: Sequence[str | os.PathLike], max_bytes: int, piece_rows: int = PIECE_ROWS) -> Plan:
     """Expand the inputs and cut them into pieces; read no row, only Parquet footers (a
-    Parquet file of more than ``max_bytes`` uncompressed is refused here)."""
+    Parquet file of more than ``max_bytes`` uncompressed is refused here). A CSV or zip file
+    is one uncut piece."""
     sources = expand_inputs(patterns)
     pieces: list[Piece] = []
     integer_ids: list[bool] = []
     for source in sources:
         url = source if is_url(source) else os.path.abspath(source)
         if _suffix(url) == ".parquet":
-            file_pieces, integers = _parquet_pieces(source, url, len(pieces), max_bytes)
+            file_pieces, integers = _parquet_pieces(source, url, len(pieces), max_bytes, piece_rows)
         else:
             file_pieces, integers = [Piece(len(pieces), source, url)], False
         pieces.extend(file_pieces)
@@ -152,7 +175,9 @@ def _suffix(url: str) -> str:
     return posixpath.splitext(url.rstrip("/"))[1].lower()
 
 
-def _parquet_pieces(source: str, url: str, first_number: int, max_bytes: int) -> tuple[list[Piece], bool]:
+def _parquet_pieces(
+    source: str, url: str, first_number: int, max_bytes: int, piece_rows: int
+) -> tuple[list[Piece], bool]:
     """Pieces of row groups of ``source``, and whether its IDs are integers."""
     pq = pyarrow_parquet()
     import pyarrow as pa
@@ -171,11 +196,11 @@ def _parquet_pieces(source: str, url: str, first_number: int, max_bytes: int) ->
             continue
         groups.append(group)
         rows += group_rows
-        if rows >= PIECE_ROWS or group == meta.num_row_groups - 1:
-            pieces.append(Piece(first_number + len(pieces), source, url, tuple(groups), first_row))
+        if rows >= piece_rows or group == meta.num_row_groups - 1:
+            pieces.append(Piece(first_number + len(pieces), source, url, tuple(groups), first_row, rows=rows))
             groups, first_row, rows = [], first_row + rows, 0
     if groups:
-        pieces.append(Piece(first_number + len(pieces), source, url, tuple(groups), first_row))
+        pieces.append(Piece(first_number + len(pieces), source, url, tuple(groups), first_row, rows=rows))
     return pieces, pa.types.is_integer(schema.field(0).type)
 
 
@@ -187,11 +212,31 @@ def read_piece(piece: Piece, max_bytes: int, chunk_rows: int) -> Iterator[pd.Dat
         yield from _read_parquet_piece(piece, chunk_rows)
         return
     rows = 0
-    for frame in csv_frames(_csv_opener(piece), piece.source, max_bytes, chunk_rows):
+    for frame in csv_frames(_csv_opener(piece), piece.source, max_bytes, chunk_rows, piece.span):
         rows += len(frame)
         if rows == 0:
             raise DataError(f"{piece.source} has a header but no rows; nothing to score")
         yield frame
+
+
+def cut_piece(piece: Piece, piece_rows: int, max_bytes: int, writer: PartWriter) -> list[Piece]:
+    """An uncut CSV or zip piece as pieces of ``piece_rows`` rows (numbered from the piece's own
+    number; the caller renumbers them), found by one streaming pass over the file. A zip's CSV
+    is copied unzipped into ``writer``'s staging directory as it is read, and its pieces read
+    from there."""
+    if not piece.uncut:
+        return [piece]
+    opener = _csv_opener(piece)
+    if _suffix(piece.url) != ".zip":
+        spans = csv_spans(opener, piece.source, max_bytes, piece_rows)
+        url = piece.url
+    else:
+        with writer.staged_input(piece.number) as (url, copy):
+            spans = csv_spans(opener, piece.source, max_bytes, piece_rows, copy_to=copy)
+    return [
+        replace(piece, number=piece.number + position, url=url, first_row=span.rows_before, span=span, rows=span.rows)
+        for position, span in enumerate(spans)
+    ]
 
 
 def _csv_opener(piece: Piece):

@@ -27,6 +27,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import pandas as pd
 
@@ -37,7 +38,7 @@ ID_COLUMN = "ID"
 #: Written into a finished Parquet output directory, as Spark and Hadoop do.
 SUCCESS_MARKER = "_SUCCESS"
 REJECT_COLUMNS = (ID_COLUMN, "source", "row", "reason")
-_TEMPORARY, _REJECTS = "_temporary", "_rejects"
+_TEMPORARY, _REJECTS, _INPUTS = "_temporary", "_rejects", "_inputs"
 _BLOCK_BYTES = 1 << 20
 
 
@@ -47,7 +48,9 @@ def url_to_fs(url: str | Path, *, reading: bool = False):
     try:
         import fsspec.core
     except ImportError:
-        raise MovieGenreError("batch scoring needs fsspec: pip install fsspec") from None
+        from moviegenre.core.advice import pip_install
+
+        raise MovieGenreError(f"batch scoring needs fsspec: {pip_install('fsspec')}") from None
     try:
         return fsspec.core.url_to_fs(str(url))
     except (ImportError, ValueError) as exc:  # an unknown protocol, or its package missing
@@ -116,6 +119,24 @@ class PartWriter:
         name = posixpath.join(_REJECTS, part_name(number, "csv"))
         self._write(name, "w", lambda handle: rejects.to_csv(handle, header=False, index=False))
 
+    @contextmanager
+    def staged_input(self, number: int) -> Iterator[tuple[str, IO[bytes]]]:
+        """(URL, handle to write) of a copy of input ``number`` (a zip's CSV, unzipped) in the
+        staging directory, complete under its URL only once the block ends without error."""
+        fs, staging = url_to_fs(self.staging)
+        name = posixpath.join(staging, _INPUTS, f"input-{number:06d}.csv")
+        temporary = posixpath.join(staging, _TEMPORARY, f"input-{number:06d}.csv.{uuid.uuid4().hex}")
+        try:
+            with fs.open(temporary, "wb") as handle:
+                yield fs.unstrip_protocol(name), handle
+            fs.mv(temporary, name)
+        except OSError as exc:
+            raise OutputError(f"cannot copy an input into {self.staging}: {exc.strerror or exc}") from None
+        finally:
+            with suppress(OSError, FileNotFoundError):
+                if fs.exists(temporary):
+                    fs.rm(temporary)
+
     def _write(self, name: str, mode: str, write) -> None:
         fs, staging = url_to_fs(self.staging)
         temporary = posixpath.join(staging, _TEMPORARY, f"{posixpath.basename(name)}.{uuid.uuid4().hex}")
@@ -171,7 +192,7 @@ class Staging:
 
     def __enter__(self) -> Staging:
         with self._errors():
-            for folder in (_TEMPORARY, _REJECTS):
+            for folder in (_TEMPORARY, _REJECTS, _INPUTS):
                 self.fs.makedirs(posixpath.join(self._staging, folder), exist_ok=True)
         return self
 
@@ -190,8 +211,8 @@ class Staging:
                 self._concatenate(",".join(REJECT_COLUMNS) + "\n",
                                   [posixpath.join(_REJECTS, part_name(n, "csv")) for n in rejected],
                                   self._rejects_staged)  # fmt: skip
-            self.fs.rm(posixpath.join(self._staging, _REJECTS), recursive=True)
-            self.fs.rm(posixpath.join(self._staging, _TEMPORARY), recursive=True)
+            for folder in (_REJECTS, _TEMPORARY, _INPUTS):
+                self.fs.rm(posixpath.join(self._staging, folder), recursive=True)
             if self.format == "csv":
                 self._commit_csv(pieces)
             else:
@@ -242,7 +263,9 @@ def _require_pyarrow() -> None:
     try:
         import pyarrow  # noqa: F401
     except ImportError:
+        from moviegenre.core.advice import install_extra
+
         raise MovieGenreError(
-            "Parquet output needs pyarrow: pip install 'moviegenre[parquet]', "
+            f"Parquet output needs pyarrow: {install_extra('parquet')}, "
             "or give an output ending in .csv"
         ) from None

@@ -3,11 +3,14 @@
 :func:`score_files` is the one way files are scored, whatever scores them:
 
 1. the inputs (paths, globs such as ``data/*.csv``, or fsspec URLs such as
-   ``s3://bucket/catalogue/*.parquet``) are expanded and cut into pieces
+   ``s3://bucket/catalogue/*.parquet``) are expanded and planned as pieces
    (:mod:`moviegenre.batch.inputs`: a Parquet file by row groups, a CSV file whole) and the
    output checked, before anything starts, so a typo costs no model load or cluster start;
-2. an :class:`Engine` runs :func:`score_piece` on every piece: :class:`LocalEngine` in this
-   process, or :class:`~moviegenre.batch.dask_engine.DaskEngine` on the workers of a Dask cluster.
+2. an :class:`Engine` cuts each CSV or zip file into pieces of ``piece_rows`` rows
+   (:func:`~moviegenre.batch.inputs.cut_piece`: one streaming pass per file, where the pieces
+   are scored, never in this process on a cluster), then runs :func:`score_piece` on every
+   piece: :class:`LocalEngine` in this process (or in a pool of processes), or
+   :class:`~moviegenre.batch.dask_engine.DaskEngine` on the workers of a Dask cluster.
    Wherever it runs, it reads the piece, checks each row against the input contract
    (:mod:`moviegenre.core.items`), scores the valid rows :data:`PARTITION_ROWS` at a time and
    writes their scores, and the rows that cannot be scored (a blank plot, a bad year...) with
@@ -25,14 +28,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Protocol, Self
 
 import pandas as pd
 
-from moviegenre.batch.inputs import Piece, is_url, plan_inputs, read_piece, split_rejects
+from moviegenre.batch.inputs import PIECE_ROWS, Piece, cut_piece, is_url, plan_inputs, read_piece, split_rejects
 from moviegenre.batch.outputs import ID_COLUMN, PartWriter, Staging, check_output
 from moviegenre.core.data import input_limit
 from moviegenre.core.errors import UsageError
@@ -57,6 +60,8 @@ class Job:
     max_plot_chars: int = DEFAULT_MAX_PLOT_CHARS
     #: The most bytes one input file may hold once decompressed (``MOVIEGENRE_MAX_INPUT_BYTES``).
     max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES
+    #: Rows of a piece that a CSV file is cut into (``MOVIEGENRE_PIECE_ROWS``).
+    piece_rows: int = PIECE_ROWS
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,7 @@ class PieceResult:
 class Engine(Protocol):
     """What runs :func:`score_piece` on pieces: set up on ``__enter__``, torn down on ``__exit__``.
 
+    :meth:`cut` runs :func:`cut_pieces` on the uncut pieces and returns their pieces in order;
     :meth:`run` yields one :class:`PieceResult` per piece, in any order, as they finish.
     """
 
@@ -84,7 +90,14 @@ class Engine(Protocol):
         self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
     ) -> None: ...
 
+    def cut(self, job: Job, pieces: Sequence[Piece]) -> list[list[Piece]]: ...
+
     def run(self, job: Job, pieces: Sequence[Piece]) -> Iterator[PieceResult]: ...
+
+
+def cut_pieces(job: Job, piece: Piece) -> list[Piece]:
+    """The pieces of ``piece`` once cut (:func:`~moviegenre.batch.inputs.cut_piece`): the same on every engine."""
+    return cut_piece(piece, job.piece_rows, job.max_input_bytes, job.writer)
 
 
 def probability_frame(model: GenreModel, partition: pd.DataFrame, max_plot_chars: int) -> pd.DataFrame:
@@ -157,6 +170,9 @@ class LocalEngine:
     def __exit__(self, kind, error, traceback) -> None:
         return None
 
+    def cut(self, job: Job, pieces: Sequence[Piece]) -> list[list[Piece]]:
+        return [cut_pieces(job, piece) for piece in pieces]
+
     def run(self, job: Job, pieces: Sequence[Piece]) -> Iterator[PieceResult]:
         for piece in pieces:
             yield score_piece(self.model, job, piece)
@@ -183,6 +199,7 @@ def score_files(
     output: str | os.PathLike,
     *,
     partition_rows: int = PARTITION_ROWS,
+    piece_rows: int = PIECE_ROWS,
     max_plot_chars: int = DEFAULT_MAX_PLOT_CHARS,
     max_input_bytes: int | None = None,
     progress: Progress = quiet,
@@ -196,31 +213,49 @@ def score_files(
     have been checked. A row whose plot is longer than ``max_plot_chars`` (pass the configured
     ``MOVIEGENRE_MAX_PLOT_CHARS``) is rejected like any other invalid row. An input file of more
     than ``max_input_bytes`` (once decompressed; by default ``MOVIEGENRE_MAX_INPUT_BYTES``) is
-    refused. ``progress`` hears
-    what is happening; ``advance`` how many pieces are done.
+    refused. A CSV or zip file is scored in pieces of ``piece_rows`` rows (pass the configured
+    ``MOVIEGENRE_PIECE_ROWS``). ``progress`` hears what is happening; ``advance`` how many rows
+    of how many are done.
     """
-    if partition_rows < 1:
-        raise UsageError(f"partition_rows must be at least 1, got {partition_rows}")
+    for name, value in (("partition_rows", partition_rows), ("piece_rows", piece_rows)):
+        if value < 1:
+            raise UsageError(f"{name} must be at least 1, got {value}")
     output = output if is_url(str(output)) else Path(output)
     check_output(output)
     progress("planning the input pieces")
     max_input_bytes = input_limit(max_input_bytes)
-    plan = plan_inputs(inputs, max_input_bytes)
+    plan = plan_inputs(inputs, max_input_bytes, piece_rows)
     staging = Staging(output, integer_ids=plan.integer_ids)
     results: dict[int, PieceResult] = {}
     with engine, staging:
-        advance(0, len(plan.pieces))
-        progress(f"scoring {len(plan.pieces):,} pieces of {len(plan.files):,} files")
-        job = Job(staging.writer, partition_rows, max_plot_chars, max_input_bytes)
-        for result in engine.run(job, plan.pieces):
+        job = Job(staging.writer, partition_rows, max_plot_chars, max_input_bytes, piece_rows)
+        pieces = _cut(engine, job, plan.pieces, progress)
+        total = sum(piece.rows or 0 for piece in pieces)
+        advance(0, total)
+        progress(f"scoring {total:,} rows of {len(plan.files):,} {_plural(len(plan.files), 'file')}")
+        for result in engine.run(job, pieces):
             results[result.number] = result
-            advance(len(results), len(plan.pieces))
+            advance(sum(r.rows for r in results.values()), total)
         progress(f"moving {output} into place")
-        numbers = [piece.number for piece in plan.pieces]
+        numbers = [piece.number for piece in pieces]
         rejects = staging.commit(numbers, [n for n in numbers if results[n].rejected])
     done = results.values()
     return ScoreSummary(
         input_rows=sum(r.rows for r in done), scored=sum(r.scored for r in done),
         rejected=sum(r.rejected for r in done), output=output, rejects=rejects, format=staging.format,
-        partitions=len(plan.pieces), engine=engine.name, workers=engine.workers,
+        partitions=len(pieces), engine=engine.name, workers=engine.workers,
     )  # fmt: skip
+
+
+def _cut(engine: Engine, job: Job, pieces: Sequence[Piece], progress: Progress) -> list[Piece]:
+    """Every piece, the CSV and zip files cut by the engine, numbered anew in input order."""
+    uncut = [piece for piece in pieces if piece.uncut]
+    if uncut:
+        progress(f"cutting {len(uncut):,} CSV {_plural(len(uncut), 'file')} into pieces of {job.piece_rows:,} rows")
+    cuts = iter(engine.cut(job, uncut) if uncut else [])
+    every = [part for piece in pieces for part in (next(cuts) if piece.uncut else [piece])]
+    return [replace(piece, number=number) for number, piece in enumerate(every)]
+
+
+def _plural(count: int, word: str) -> str:
+    return word if count == 1 else word + "s"

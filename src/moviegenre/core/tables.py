@@ -24,6 +24,7 @@ import zipfile
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, closing, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
@@ -120,15 +121,25 @@ class CheckedBytes(io.RawIOBase):
     """The bytes of a CSV as the parser reads them: counted against ``max_bytes``, checked as
     UTF-8 (an error names the byte, its offset and its line), a leading BOM removed.
 
-    The first :data:`MAX_HEADER_BYTES` (plus one) are read at once, for the header.
+    The first :data:`MAX_HEADER_BYTES` (plus one) are read at once, for the header. Given a
+    ``span``, ``handle`` is already at its start: only its bytes are read, no header, and
+    offsets and lines in messages count from the file's start.
     """
 
-    def __init__(self, handle: IO[bytes], source: str, max_bytes: int):
+    def __init__(self, handle: IO[bytes], source: str, max_bytes: int, span: CsvSpan | None = None):
         super().__init__()
         self._handle, self._source, self._max = handle, source, max_bytes
+        self.max_bytes = max_bytes
         self._decoder = codecs.getincrementaldecoder("utf-8")("strict")
-        self._read_so_far = self._offset = self._newlines = 0
+        self._read_so_far = 0
+        self._offset, self._newlines = (span.start, span.lines_before) if span else (0, 0)
+        self._left = None if span is None or span.end is None else span.end - span.start
         self._eof = False
+        #: Bytes of the BOM the file starts with (0 or 3).
+        self.bom = 0
+        self.more, self.head_text, self._pending = False, "", b""
+        if span is not None:
+            return
         head = b""
         while len(head) <= MAX_HEADER_BYTES and not self._eof:
             head += self._read(MAX_HEADER_BYTES + 1 - len(head))
@@ -136,6 +147,7 @@ class CheckedBytes(io.RawIOBase):
         self.more = len(head) > MAX_HEADER_BYTES
         if head.startswith(codecs.BOM_UTF8):
             head, self._offset = head[len(codecs.BOM_UTF8) :], len(codecs.BOM_UTF8)
+            self.bom = len(codecs.BOM_UTF8)
         #: The text of the bytes read for the header.
         self.head_text = self._check(head, final=self._eof)
         self._pending = head
@@ -154,6 +166,11 @@ class CheckedBytes(io.RawIOBase):
         return size
 
     def _read(self, size: int) -> bytes:
+        if self._left is not None:
+            size = min(size, self._left)
+            if not size:
+                self._eof = True
+                return b""
         try:
             data = self._handle.read(size)
         except OSError as exc:
@@ -162,6 +179,8 @@ class CheckedBytes(io.RawIOBase):
             raise DataError(f"{self._source} could not be read to the end ({exc})") from None
         self._eof = not data
         self._read_so_far += len(data)
+        if self._left is not None:
+            self._left -= len(data)
         if self._read_so_far > self._max:
             raise DataError(
                 f"{self._source} holds more than {self._max:,} bytes (once unzipped), the limit "
@@ -216,63 +235,144 @@ def _blank(record: list[str]) -> bool:
     return not record or (len(record) == 1 and not record[0].strip())
 
 
+@dataclass(frozen=True)
+class CsvSpan:
+    """A run of whole rows of a CSV file, found by :func:`csv_spans`: where it starts and ends
+    (byte offsets in the file, after its header), how many lines and data rows come before it."""
+
+    start: int
+    #: ``None``: to the end of the file.
+    end: int | None
+    lines_before: int
+    rows_before: int
+    #: The data rows it holds.
+    rows: int
+
+
 def csv_frames(
-    open_bytes: Opener, source: str, max_bytes: int, chunk_rows: int | None = None
+    open_bytes: Opener, source: str, max_bytes: int, chunk_rows: int | None = None, span: CsvSpan | None = None
 ) -> Iterator[pd.DataFrame]:
     """The rows of a CSV as frames of up to ``chunk_rows`` rows (one frame when ``None``), every
     column text, the first one the index (the IDs). A header with no rows is one empty frame.
+    Given a ``span`` (from :func:`csv_spans`), only its rows, read from its first byte on.
 
     Python's csv module reads it (as fast as pandas for text, and it says where each row
     starts): a row with more or fewer fields than the header, or a quote never closed, is an
     error naming its line.
     """
-    # A plot may be longer than csv's default field limit (128 KiB); the byte bound holds anyway.
-    csv.field_size_limit(max(csv.field_size_limit(), min(max_bytes, 2**31 - 1)))
     with open_bytes() as handle:
         stream = CheckedBytes(handle, source, max_bytes)
         header = read_header(stream, source)
-        lines = _Lines(io.TextIOWrapper(io.BufferedReader(stream, _BLOCK_BYTES), "utf-8", newline=""))
-        records = csv.reader(lines)
+        if span is not None:
+            _seek(handle, span.start, source)
+            stream = CheckedBytes(handle, source, max_bytes, span)
         rows: list[list[str]] = []
-        last: list[str] | None = None  # the lines of the last row
-        chunks, started = 0, False
-        while True:
-            start = lines.start_record()
-            try:
-                record = next(records, None)
-            except csv.Error as exc:
-                raise DataError(f"{source} is not a well-formed CSV: {exc} (line {lines.number})") from None
-            if record is None:
-                break
-            if _blank(record):
-                continue
-            if not started:  # the header, checked already
-                started = True
-                continue
-            if len(record) != len(header):
-                raise DataError(f"{source} is not a well-formed CSV: line {start} has {len(record)} field(s); "
-                                f"the header has {len(header)}")  # fmt: skip
-            last = lines.record
+        chunks = 0
+        for _, record in _data_records(stream, source, header, span):
             rows.append(record)
             if chunk_rows is not None and len(rows) == chunk_rows:
                 yield _frame(rows, header)
                 rows, chunks = [], chunks + 1
-        if last is not None and _quote_left_open(last):
-            raise DataError(
-                f"{source} is not a well-formed CSV: the row starting on line {lines.number - len(last) + 1} "
-                "opens a quote that is never closed"
-            )
         if rows or not chunks:
             yield _frame(rows, header)
 
 
-class _Lines:
-    """The lines of a text, counted, with the lines of the record being read."""
+def csv_spans(
+    open_bytes: Opener, source: str, max_bytes: int, rows: int, copy_to: IO[bytes] | None = None
+) -> list[CsvSpan]:
+    """Cut a CSV into spans of ``rows`` data rows (the last one shorter), in one streaming pass
+    that parses it as :func:`csv_frames` does, so a quoted field's line breaks never cut a row and
+    a malformed row fails here, with the same message. ``copy_to`` receives every byte read (a
+    zip member's, unzipped, to be read again by offset). A file with no rows is one empty span."""
+    spans: list[CsvSpan] = []
+    with open_bytes() as handle:
+        source_handle = handle if copy_to is None else _Copying(handle, copy_to)
+        stream = CheckedBytes(source_handle, source, max_bytes)
+        header = read_header(stream, source)
+        count = 0
+        for (offset, line), _ in _data_records(stream, source, header):
+            if count % rows == 0:
+                spans.append(CsvSpan(stream.bom + offset, None, line - 1, count, 0))
+            count += 1
+    if not spans:
+        return [CsvSpan(stream.bom, None, 0, 0, 0)]
+    ends = [span.start for span in spans[1:]] + [None]
+    return [
+        CsvSpan(span.start, end, span.lines_before, span.rows_before, min(rows, count - span.rows_before))
+        for span, end in zip(spans, ends, strict=True)
+    ]
 
-    def __init__(self, text: IO[str]):
+
+class _Copying(io.RawIOBase):
+    """A file's bytes, each block also written to ``copy``."""
+
+    def __init__(self, handle: IO[bytes], copy: IO[bytes]):
+        super().__init__()
+        self._handle, self._copy = handle, copy
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._handle.read(size)
+        self._copy.write(data)
+        return data
+
+
+def _seek(handle: IO[bytes], offset: int, source: str) -> None:
+    try:
+        handle.seek(offset)
+    except OSError as exc:
+        raise DataError(f"cannot read {source}: {exc.strerror or exc}") from None
+
+
+def _data_records(
+    stream: CheckedBytes, source: str, header: list[str], span: CsvSpan | None = None
+) -> Iterator[tuple[tuple[int, int], list[str]]]:
+    """((byte offset after the BOM, line) where it starts, fields) of each data row of ``stream``:
+    blank lines and the header skipped, a row of the wrong width or an unclosed quote an error."""
+    # A plot may be longer than csv's default field limit (128 KiB); the byte bound holds anyway.
+    csv.field_size_limit(max(csv.field_size_limit(), min(stream.max_bytes, 2**31 - 1)))
+    first_line = span.lines_before if span else 0
+    lines = _Lines(io.TextIOWrapper(io.BufferedReader(stream, _BLOCK_BYTES), "utf-8", newline=""), first_line)
+    records = csv.reader(lines)
+    last: list[str] | None = None  # the lines of the last row
+    started = span is not None  # a span starts after the header
+    while True:
+        offset, start = lines.offset, lines.start_record()
+        try:
+            record = next(records, None)
+        except csv.Error as exc:
+            raise DataError(f"{source} is not a well-formed CSV: {exc} (line {lines.number})") from None
+        if record is None:
+            break
+        if _blank(record):
+            continue
+        if not started:  # the header, checked already
+            started = True
+            continue
+        if len(record) != len(header):
+            raise DataError(f"{source} is not a well-formed CSV: line {start} has {len(record)} field(s); "
+                            f"the header has {len(header)}")  # fmt: skip
+        last = lines.record
+        yield (offset, start), record
+    if last is not None and _quote_left_open(last):
+        raise DataError(
+            f"{source} is not a well-formed CSV: the row starting on line {lines.number - len(last) + 1} "
+            "opens a quote that is never closed"
+        )
+
+
+class _Lines:
+    """The lines of a text, counted, with the lines of the record being read and the UTF-8
+    bytes read so far."""
+
+    def __init__(self, text: IO[str], number: int = 0):
         self._text = text
-        #: Lines read so far.
-        self.number = 0
+        #: Lines read so far (including any before the text, for a span).
+        self.number = number
+        #: Bytes read so far, from the text's start.
+        self.offset = 0
         self.record: list[str] = []
 
     def start_record(self) -> int:
@@ -288,6 +388,7 @@ class _Lines:
         if not line:
             raise StopIteration
         self.number += 1
+        self.offset += len(line) if line.isascii() else len(line.encode("utf-8"))
         self.record.append(line)
         return line
 
@@ -326,7 +427,9 @@ def pyarrow_parquet():
     try:
         import pyarrow.parquet as pq
     except ImportError:
-        raise MovieGenreError("Parquet input needs pyarrow: pip install 'moviegenre[parquet]'") from None
+        from moviegenre.core.advice import install_extra
+
+        raise MovieGenreError(f"Parquet input needs pyarrow: {install_extra('parquet')}") from None
     return pq
 
 
