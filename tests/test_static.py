@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tests.support.needs import need_module
 from typer.testing import CliRunner
 
 from conftest import dev_sample, offline_encoder
@@ -28,7 +29,7 @@ from moviegenre.model.explain import explain_items
 from moviegenre.training.train import train
 
 os.environ["HF_HUB_OFFLINE"] = "1"
-model2vec = pytest.importorskip("model2vec")
+model2vec = need_module("model2vec")
 ENCODER = offline_encoder()
 
 #: Keep only the encoder's tokens that start with a, b, c or "[" (the special tokens): a table of

@@ -24,9 +24,7 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import warnings
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -37,6 +35,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from moviegenre.core.errors import ModelError
+from moviegenre.core.progress import detail, details_to, listening
 from moviegenre.kinds.encoders import (
     DEFAULT_ENCODER,
     ENCODER_FILES,
@@ -50,18 +49,11 @@ from moviegenre.kinds.encoders import (
 #: The folder of a model directory that holds a hybrid's exported encoder.
 ENCODER_DIR = "encoder"
 
-_PROGRESS: ContextVar[Callable[[str], None] | None] = ContextVar("encoding_progress", default=None)
-
-
-@contextmanager
-def encoding_progress(report: Callable[[str], None]) -> Iterator[None]:
+def encoding_progress(report: Callable[[str], None]):
     """Within the block, every :class:`SentenceEmbedder` that encodes texts reports how far it
-    got to ``report`` (a line such as ``"encoding 640/5,053 texts"``)."""
-    token = _PROGRESS.set(report)
-    try:
-        yield
-    finally:
-        _PROGRESS.reset(token)
+    got to ``report`` (a line such as ``"encoding 640/5,053 texts"``), through
+    :func:`moviegenre.core.progress.details_to`."""
+    return details_to(report)
 
 
 @lru_cache(maxsize=16)
@@ -335,11 +327,10 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
         return (pooled / totals[:, None]).astype(np.float32)
 
     def _encode_batch(self, texts: list[str]) -> np.ndarray:
-        report = _PROGRESS.get()
         progress = None
-        if report is not None:
+        if listening():
             def progress(done: int, total: int) -> None:
-                report(f"encoding {done:,}/{total:,} texts")
+                detail(f"encoding {done:,}/{total:,} texts")
         return self._encoder().encode(texts, batch_size=self.batch_size, progress=progress)
 
 

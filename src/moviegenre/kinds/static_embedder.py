@@ -23,6 +23,8 @@ import hashlib
 import json
 import logging
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +33,10 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
+from moviegenre.core.advice import install_extra
 from moviegenre.core.errors import ModelError
 from moviegenre.core.files import atomic_directory
+from moviegenre.core.progress import detail
 from moviegenre.fast.static import StaticTable, embedding_text
 from moviegenre.kinds.encoders import DEFAULT_ENCODER
 
@@ -233,11 +237,42 @@ def _distill(folder: str, settings: dict[str, Any]) -> tuple[np.ndarray, str]:
     except ImportError as exc:
         raise ModelError(
             f"distilling static embeddings needs model2vec, torch and transformers ({exc}): "
-            "install moviegenre[embed]"
+            f"{install_extra('embed')}"
         ) from None
     logger.info("distilling static embeddings from %s", folder)
     try:
-        model = distill(model_name=folder, **settings)
+        with _token_progress():
+            model = distill(model_name=folder, **settings)
     except Exception as exc:  # file-system, format and torch errors alike
         raise ModelError(f"could not distill static embeddings from {folder} ({type(exc).__name__}: {exc})") from None
     return np.ascontiguousarray(model.embedding), model.tokenizer.to_str()
+
+
+@contextmanager
+def _token_progress() -> Iterator[None]:
+    """Within the block, model2vec's "Encoding tokens" bar reports to
+    :func:`moviegenre.core.progress.detail` instead of drawing on stderr, where it would fight the
+    CLI's status line on a terminal and write one endless line of carriage returns to a log.
+    (If model2vec stops using tqdm there, its own bar is left alone.)"""
+    from model2vec.distill import inference
+
+    if not hasattr(inference, "tqdm"):
+        yield
+        return
+
+    class Reported:
+        def __init__(self, *, total: int, **_: Any):
+            self.total, self.done = total, 0
+
+        def update(self, n: int = 1) -> None:
+            self.done += n
+            detail(f"distilling the encoder: {self.done:,}/{self.total:,} tokens")
+
+        def close(self) -> None:
+            pass
+
+    bar, inference.tqdm = inference.tqdm, Reported
+    try:
+        yield
+    finally:
+        inference.tqdm = bar

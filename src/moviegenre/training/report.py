@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from moviegenre.core.advice import install_extra
 from moviegenre.core.data import Movies
 from moviegenre.core.errors import DataError, MovieGenreError
 from moviegenre.core.files import atomic_path, atomic_write
@@ -40,7 +41,7 @@ def _pyplot():
     try:
         import matplotlib
     except ImportError:
-        raise MovieGenreError("the report needs matplotlib: install moviegenre[report]") from None
+        raise MovieGenreError(f"the report needs matplotlib: {install_extra('report')}") from None
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 

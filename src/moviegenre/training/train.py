@@ -23,7 +23,7 @@ from sklearn.model_selection import KFold
 from moviegenre.core.data import Movies, load_movies, resolve_training_data
 from moviegenre.core.errors import DataError
 from moviegenre.core.genres import GENRES
-from moviegenre.core.progress import Progress, quiet
+from moviegenre.core.progress import Progress, details_to, quiet
 from moviegenre.kinds.graph import estimators
 from moviegenre.kinds.registry import DEFAULT_KIND, build_estimator, describe_params, get_kind, prepare_params
 from moviegenre.model.artifact import save_model
@@ -184,31 +184,23 @@ def train_and_save(
     such as ``encoder``), checked, and an encoder found, before the data is read. ``sample``
     trains on that many movies drawn with ``seed``. ``progress`` hears the stage
     (``"cross-validation fold 1/3"``), ``detail`` what happens within it (a sentence
-    encoder's ``"encoding 640/5,053 texts"``).
+    encoder's ``"encoding 640/5,053 texts"``, :func:`moviegenre.core.progress.detail`).
     """
     params = prepare_params(kind, options or {}, data_home=data_home)
-    progress("reading data")
+    progress("reading data" if data is not None else "fetching the public training file (downloaded once)")
     movies = load_movies(resolve_training_data(data, data_home), labelled=True).sample(sample, seed)
-    with _encoding_progress(detail):
+    with nullcontext() if detail is None else details_to(detail):
         model = _fit(kind, movies, params, cv_folds, seed, progress)
     progress("writing model")
     return save_model(model.pipeline, model.card, directory)
 
 
 def train_default(directory: str | Path, *, data: str | Path | None = None, data_home: Path,
-                  progress: Progress = quiet) -> dict[str, Any]:
+                  progress: Progress = quiet, detail: Progress | None = None) -> dict[str, Any]:
     """Train the default kind (:data:`~moviegenre.kinds.registry.DEFAULT_KIND`) with its default
     options into ``directory``: what ``moviegenre serve`` does when there is no model yet."""
-    return train_and_save(directory, kind=DEFAULT_KIND, data=data, data_home=data_home, progress=progress)
-
-
-def _encoding_progress(detail: Progress | None):
-    """Within the block, sentence encoders report how far they got to ``detail``."""
-    if detail is None:
-        return nullcontext()
-    from moviegenre.kinds.embeddings import encoding_progress
-
-    return encoding_progress(detail)
+    return train_and_save(directory, kind=DEFAULT_KIND, data=data, data_home=data_home, progress=progress,
+                          detail=detail)
 
 
 def _cv_metrics(labels: np.ndarray, oof: np.ndarray, calibration: Calibration,
