@@ -6,6 +6,7 @@ import json
 import pickle
 import zipfile
 
+import numpy as np
 import pytest
 import skops.io
 
@@ -22,7 +23,7 @@ MODEL_FILE, METADATA_FILE = Layout.MODEL, Layout.CARD
 
 def test_model_json_describes_the_model(small_model_dir):
     card = read_card(small_model_dir)
-    assert card.kind == "linear" and card.format_version == 2
+    assert card.kind == "linear" and card.format_version == 3
     assert card.artifact.file == MODEL_FILE
     assert card.artifact.sha256 == sha256_of(small_model_dir / MODEL_FILE)
     assert {"scikit-learn", "numpy", "skops", "python"} <= set(card.versions)
@@ -135,3 +136,135 @@ def test_untrusted_functions_and_classes_are_refused(tmp_path, name, module, loa
     text = '{"content": [' + TRUSTED + ", " + NODE.format(name=name, module=module, loader=loader) + "]}"
     with pytest.raises(ModelError, match="not on moviegenre's trusted list"):
         check_types(schema_file(tmp_path, text))
+
+
+# --- vocabularies as arrays: a small schema, checked fast, as strictly ------------------------
+
+
+def edit_schema(path, edit) -> None:
+    """Rewrite the skops file ``path`` with ``edit`` applied to its schema.json text."""
+    with zipfile.ZipFile(path) as archive:
+        members = {info.filename: archive.read(info) for info in archive.infolist()}
+    members["schema.json"] = edit(members["schema.json"].decode()).encode()
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+
+
+def test_vocabularies_are_stored_as_arrays_and_read_back_as_the_same_dicts(small_model_dir, small_model):
+    """The schema holds no node per term (a real linear model's was 88 MB of them, half a
+    second of every cold start to check), and the pipeline read back has the dicts, in order."""
+    from moviegenre.kinds.graph import estimators
+
+    raw = zipfile.ZipFile(small_model_dir / MODEL_FILE).read("schema.json")
+    vocabularies = [part.vocabulary_ for part in estimators(small_model.pipeline) if hasattr(part, "vocabulary_")]
+    assert len(vocabularies) == 3 and all(type(v) is dict for v in vocabularies)
+    assert sum(map(len, vocabularies)) > 10_000
+    assert len(raw) < 1_000_000 and raw.count(b'"Vocabulary"') == 3
+    assert ("moviegenre.model.vocabulary.Vocabulary", "ObjectNode") in _scanned_types(raw)
+    term = max(vocabularies[0], key=len)
+    assert f'"{term}"'.encode() not in raw
+
+
+@pytest.mark.parametrize(
+    "terms", [{}, {"": 0}, {"a b": 1, "é ü": 0, "🎬": 2, "x\x00": 3, "\ud800": 4}], ids=["empty", "empty-term", "odd"]
+)
+def test_a_vocabulary_round_trips_exactly(terms):
+    from moviegenre.model.vocabulary import Vocabulary
+
+    again = Vocabulary.__new__(Vocabulary)
+    again.__setstate__(Vocabulary(terms).__getstate__())
+    assert again.mapping == terms and list(again.mapping) == list(terms)
+    assert all(type(column) is int for column in again.mapping.values())
+
+
+def test_only_a_dict_of_text_to_columns_is_stored_as_arrays():
+    """Anything else under ``vocabulary_`` is left to skops, as it is, and every dict is put back."""
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    from moviegenre.model.vocabulary import Vocabulary, vocabularies_as_arrays
+
+    parts = [CountVectorizer(), CountVectorizer(), CountVectorizer()]
+    vocabularies = [{"a": 0, "b": np.int64(1)}, {("a", "b"): 0}, {"a": True}]
+    for part, vocabulary in zip(parts, vocabularies, strict=True):
+        part.vocabulary_ = vocabulary
+    with pytest.raises(RuntimeError), vocabularies_as_arrays(parts):
+        assert [type(part.vocabulary_) for part in parts] == [Vocabulary, dict, dict]
+        raise RuntimeError
+    assert all(part.vocabulary_ is vocabulary for part, vocabulary in zip(parts, vocabularies, strict=True))
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (lambda s: {**s, "lengths": s["lengths"] + 1}, "add up"),
+        (lambda s: {**s, "lengths": -s["lengths"]}, "add up"),
+        (lambda s: {**s, "columns": s["columns"][:1]}, "add up"),
+        (lambda s: {**s, "utf8": s["utf8"].astype(object)}, "utf8 must be"),
+        (lambda s: {**s, "lengths": s["lengths"].reshape(1, -1)}, "lengths must be"),
+        (lambda s: {"utf8": s["utf8"]}, "must hold the arrays"),
+        (lambda s: {**s, "utf8": np.frombuffer(b"ab\xff", dtype=np.uint8), "lengths": np.array([1, 2])}, "decode"),
+        (lambda s: {**s, "utf8": np.frombuffer(b"aa", dtype=np.uint8), "lengths": np.array([1, 1])}, "twice"),
+    ],
+    ids=["long", "negative", "short", "object", "2d", "missing", "not-utf8", "twice"],
+)  # fmt: skip
+def test_a_malformed_vocabulary_is_refused(change, reason):
+    from moviegenre.model.vocabulary import Vocabulary
+
+    state = Vocabulary({"a": 0, "b": 1}).__getstate__()
+    with pytest.raises(ValueError, match=reason):
+        Vocabulary.__new__(Vocabulary).__setstate__(change(state))
+
+
+def test_a_malformed_vocabulary_in_the_file_is_one_model_error(model_copy):
+    """A file whose vocabulary arrays do not make a vocabulary loads (its compiled form scores)
+    but its pipeline is refused in one line when asked for."""
+    with zipfile.ZipFile(model_copy / MODEL_FILE) as archive:
+        schema = json.loads(archive.read("schema.json"))
+    names = []
+
+    def lengths_files(node):
+        if isinstance(node, dict):
+            if node.get("__class__") == "Vocabulary":
+                names.append(node["content"]["content"]["lengths"]["file"])
+            for value in node.values():
+                lengths_files(value)
+        elif isinstance(node, list):
+            for value in node:
+                lengths_files(value)
+
+    lengths_files(schema)
+    assert len(names) == 3
+
+    def write(path):
+        with zipfile.ZipFile(path) as archive:
+            members = {info.filename: archive.read(info) for info in archive.infolist()}
+        with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            for name, data in members.items():
+                if name == names[0]:
+                    with archive.open(name, "w") as member:
+                        np.save(member, np.array([10**9], dtype=np.int64), allow_pickle=False)
+                else:
+                    archive.writestr(name, data)
+
+    replace_model_file(model_copy, write, forge_fast_path=True)
+    model = load_model(model_copy)
+    assert model.predict(["a man goes to prison"])
+    with pytest.raises(ModelError, match="could not be loaded.*vocabulary"):
+        _ = model.pipeline
+
+
+def test_a_type_outside_the_trusted_list_in_place_of_a_vocabulary_is_refused(model_copy):
+    """The check reads the (now small) schema whole: a node naming any other class where a
+    vocabulary was, with checksums forged to match, is refused at load."""
+    swap = ('"__class__": "Vocabulary",\n', '"__class__": "Popen",\n')
+
+    def write(path):
+        edit_schema(path, lambda text: text.replace(*swap, 1).replace(
+            '"moviegenre.model.vocabulary"', '"subprocess"', 1))  # fmt: skip
+
+    replace_model_file(model_copy, write, forge_fast_path=True)
+    raw = zipfile.ZipFile(model_copy / MODEL_FILE).read("schema.json")
+    assert b'"subprocess"' in raw and raw.count(b'"Vocabulary"') == 2
+    with pytest.raises(ModelError, match=r"not on moviegenre's trusted list: \['subprocess.Popen'\]"):
+        load_model(model_copy)

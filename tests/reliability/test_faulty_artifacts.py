@@ -24,6 +24,7 @@ import pytest
 import skops.io
 from fastapi.testclient import TestClient
 from reliability_support import assert_json_error, settings_for
+from tests.support.needs import need
 from tests.support.servers import serve_in_background
 
 from conftest import Evil, editing_model_json, flip_a_byte, replace_model_file
@@ -139,8 +140,7 @@ NEEDS_FAST_FILE = {"fast-path-altered", "fast-path-missing", "fast-form-removed"
 @pytest.fixture
 def damaged(request, model_copy) -> tuple[Path, str]:
     name = request.param
-    if name in NEEDS_FAST_FILE and not (model_copy / FAST_FILE).exists():
-        pytest.skip(f"this model directory has no {FAST_FILE}")
+    need(name not in NEEDS_FAST_FILE or (model_copy / FAST_FILE).exists(), f"the small model has no {FAST_FILE}")
     damage, reason = CASES[name]
     damage(model_copy)
     return model_copy, reason
@@ -184,8 +184,7 @@ def test_lambda_style_loading_records_the_failure_instead_of_raising(damaged):
 
 
 def test_a_foreign_type_is_refused_at_load_even_beside_a_consistent_fast_path(small_model_dir, tmp_path):
-    if not (small_model_dir / FAST_FILE).exists():
-        pytest.skip(f"this model directory has no {FAST_FILE}")
+    need((small_model_dir / FAST_FILE).exists(), f"the small model has no {FAST_FILE}")
     directory = Path(shutil.copytree(small_model_dir, tmp_path / "model"))
     _replace_model_file(lambda p: skops.io.dump({"pipeline": Evil()}, p), forge_fast_path=True)(directory)
     with pytest.raises(ModelError, match="not on moviegenre's trusted list"):

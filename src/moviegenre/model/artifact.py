@@ -55,6 +55,7 @@ from moviegenre.model.card import (
 )
 from moviegenre.model.genre_model import GenreModel, PipelineScorer
 from moviegenre.model.trust import check_types, skops_trusted
+from moviegenre.model.vocabulary import restore_vocabularies, vocabularies_as_arrays
 
 # scikit-learn and skops are imported where they are used: loading a model through its
 # compiled form needs neither, and importing them takes seconds.
@@ -78,7 +79,8 @@ def save_model(pipeline: Any, card: ModelCard | Mapping[str, Any], directory: st
     _refuse_to_replace_a_foreign_directory(directory)
     with atomic_directory(directory) as staging:
         layout = Layout(staging)
-        skops.io.dump(pipeline, layout.model, compression=zipfile.ZIP_DEFLATED)
+        with vocabularies_as_arrays(pipeline):
+            skops.io.dump(pipeline, layout.model, compression=zipfile.ZIP_DEFLATED)
         artifact = _entry(layout, Layout.MODEL)
         update: dict[str, Any] = {"versions": library_versions(), "artifact": artifact}
         if fast is not None:
@@ -279,7 +281,7 @@ def _load_pipeline(model_path: Path, directory: Path | None = None, listed: froz
 
     trusted = skops_trusted(model_path)
     try:
-        pipeline = skops.io.load(model_path, trusted=trusted)
+        pipeline = restore_vocabularies(skops.io.load(model_path, trusted=trusted))
     except Exception as exc:  # skops raises many types for a damaged file
         raise ModelError(f"{model_path} could not be loaded ({type(exc).__name__}: {exc})") from None
     for owner in _file_owners(pipeline):

@@ -33,8 +33,9 @@ from moviegenre.model.calibration import Calibration
 
 #: The version of a model directory's layout and of the type names inside ``model.skops``.
 #: 2: the package was split into folders (``moviegenre.kinds.text.decade_of``...), and the
-#: compiled form's entry names its ``form``.
-FORMAT_VERSION = 2
+#: compiled form's entry names its ``form``. 3: a vectorizer's vocabulary is stored as arrays
+#: (:class:`moviegenre.model.vocabulary.Vocabulary`), not as a JSON node per term.
+FORMAT_VERSION = 3
 #: Fields every saved card has; the rest have defaults.
 REQUIRED_FIELDS = ("format_version", "id", "kind", "genres", "artifact", "versions")
 #: Largest model.json read (a real one is tens of kilobytes: the calibration's breakpoints).
