@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -99,6 +100,42 @@ def test_errors_are_one_line_with_exit_code_2(args, message, small_model_dir, tm
     assert result.exit_code == 2
     assert message in result.stderr
     assert "Traceback" not in result.output
+
+
+#: The least each command needs to get past its argument parsing.
+MINIMAL_ARGS = {
+    "train": ["--out", "{tmp}/m"],
+    "split": ["--out", "{tmp}/s"],
+    "evaluate": ["--model", "{tmp}/m", "--data", "{tmp}/d.csv"],
+    "predict": ["--model", "{tmp}/m", "a plot"],
+    "score": ["--model", "{tmp}/m", "{tmp}/d.csv", "-o", "{tmp}/o.csv"],
+    "serve": ["--model", "{tmp}/m", "--port", "1"],
+    "explain": ["--model", "{tmp}/m", "a plot"],
+    "report": ["--model", "{tmp}/m", "--data", "{tmp}/d.csv", "-o", "{tmp}/r"],
+}
+
+
+def test_every_command_is_checked_for_bad_settings():
+    import typer
+
+    assert set(typer.main.get_command(app).commands) == set(MINIMAL_ARGS)
+
+
+@pytest.mark.parametrize("command", sorted(MINIMAL_ARGS))
+def test_bad_settings_are_one_line_from_every_command(command, tmp_path):
+    """The console script, as a user runs it: one ``error:`` line naming the variable, before
+    the command does anything (nothing written, no model looked for)."""
+    args = [a.format(tmp=tmp_path) for a in MINIMAL_ARGS[command]]
+    env = {**os.environ, "MOVIEGENRE_MAX_PLOT_CHARS": "abc", "MOVIEGENRE_MAX_ITEMS": "0"}
+    proc = subprocess.run([sys.executable, "-m", "moviegenre", command, *args],
+                          capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    (line,) = proc.stderr.splitlines()
+    assert line.startswith("error: bad setting: ")
+    assert "MOVIEGENRE_MAX_PLOT_CHARS='abc': Input should be a valid integer" in line
+    assert "MOVIEGENRE_MAX_ITEMS='0': Input should be greater than 0" in line
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_console_script_reports_a_tampered_model_without_traceback(small_model_dir, tmp_path):
@@ -207,3 +244,21 @@ def test_version_prints_the_installed_version():
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0, result.output
     assert result.stdout.strip() == f"moviegenre {moviegenre.__version__}"
+
+
+def test_explain_help_names_the_kinds_that_explain_from_the_registry():
+    import typer
+
+    from moviegenre.kinds.registry import get_kind, kind_names
+
+    explaining = [name for name in kind_names() if get_kind(name).explainer is not None]
+    assert "static" in explaining and len(explaining) < len(kind_names())
+    help_text = typer.main.get_command(app).commands["explain"].help
+    assert help_text.endswith(f"(models of kind {', '.join(explaining)}).")
+
+
+def test_evaluate_says_the_calibration_methods_in_words():
+    from moviegenre.cli import calibration_in_words
+
+    assert calibration_in_words({"identity": 1, "platt": 23, "isotonic": 0}) == (
+        "Platt scaling for 23 genres, left as they were (too few examples to fit a map) for 1 genre")

@@ -18,10 +18,16 @@ from moviegenre.core.data import load_movies, resolve_training_data
 from moviegenre.core.errors import DataError, MovieGenreError
 from moviegenre.core.genres import GENRES
 from moviegenre.core.items import check_item
-from moviegenre.core.settings import Settings, get_settings
+from moviegenre.core.settings import get_settings
 from moviegenre.kinds.registry import DEFAULT_KIND, kind_names
 from moviegenre.model import artifact
-from moviegenre.model.explain import EXPLAIN_TERMS, EXPLAIN_TOP, explain_items, format_explanation
+from moviegenre.model.explain import (
+    EXPLAIN_TERMS,
+    EXPLAIN_TOP,
+    explain_items,
+    explainable_kinds,
+    format_explanation,
+)
 from moviegenre.model.genre_model import as_probability_record
 
 app = typer.Typer(
@@ -68,26 +74,16 @@ def user_errors() -> Iterator[None]:
     Only :class:`MovieGenreError`: anything else is a bug, and its traceback is what a bug
     report needs. The message is printed as it is (never read as Rich markup, which would eat
     "[embed]" from "install moviegenre[embed]").
+
+    Every command runs in it, so every command first refuses bad ``MOVIEGENRE_*`` settings,
+    whether or not it reads them (one rule for all, and no surprise halfway through a run).
     """
     try:
+        get_settings()
         yield
     except MovieGenreError as exc:
         err.print(Text.assemble(("error: ", "bold red"), str(exc)), highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
-
-
-def _settings() -> Settings:
-    """The settings, or one line naming each ``MOVIEGENRE_*`` variable that is wrong."""
-    from pydantic import ValidationError
-
-    try:
-        return get_settings()
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"MOVIEGENRE_{'_'.join(map(str, e['loc'])).upper()}={e.get('input')!r}: {e['msg']}"
-            for e in exc.errors()
-        )
-        raise MovieGenreError(f"bad setting: {problems}") from None
 
 
 def _plot_text(plot: str) -> str:
@@ -141,7 +137,7 @@ def train(
     with user_errors(), err.status(Text("reading data", style="bold")) as status:
         stage, detail = _stage_and_detail(status)
         meta = train_and_save(
-            out, kind=kind, data=data, data_home=_settings().resolved_data_home(),
+            out, kind=kind, data=data, data_home=get_settings().resolved_data_home(),
             options={} if encoder is None else {"encoder": encoder},
             sample=sample, seed=seed, cv_folds=cv, progress=stage, detail=detail,
         )  # fmt: skip
@@ -157,7 +153,13 @@ def train(
 
 def _stage_and_detail(status):
     """Two progress callbacks for one status line: the stage (``cross-validation fold 1/3``),
-    and a detail within it (``encoding 640/5,053 texts``) shown after the stage."""
+    and a detail within it (``encoding 640/5,053 texts``) shown after the stage. When stderr is
+    not a terminal (a log, nohup, CI), where a status line shows nothing, plain timed lines."""
+    if not err.is_terminal:
+        from moviegenre.core.progress import LogLines
+
+        lines = LogLines(err.file)
+        return lines.stage, lines.detail
     current = [""]
 
     def stage(message: str) -> None:
@@ -181,7 +183,7 @@ def split(
     from moviegenre.core.data import split_file
 
     with user_errors():
-        path = resolve_training_data(data, _settings().resolved_data_home())
+        path = resolve_training_data(data, get_settings().resolved_data_home())
         train_path, heldout_path = split_file(path, out, test_size=test_size, seed=seed)
     _print_json({"train": str(train_path), "heldout": str(heldout_path)})
 
@@ -208,12 +210,25 @@ def evaluate(
     typer.echo(f"label sets: micro F1 {sets['micro_f1']:.4f}  macro F1 {sets['macro_f1']:.4f}  "
                f"samples F1 {sets['samples_f1']:.4f}")
     before, after = result["calibration_uncalibrated"], result["calibration"]
-    methods = ", ".join(f"{method} {n}" for method, n in result["calibration_methods"].items() if n)
+    methods = calibration_in_words(result["calibration_methods"])
     typer.echo(f"calibration: ECE {before['ece']:.4f} -> {after['ece']:.4f}, Brier {before['brier']:.4f} -> "
                f"{after['brier']:.4f}, macro ROC AUC uncalibrated {result['macro_auc_uncalibrated']:.4f} "
                f"({methods})")
     for genre, auc in result["per_genre"].items():
         typer.echo(f"  {genre:<12} {'n/a (no positives)' if auc is None else f'{auc:.4f}'}")
+
+
+#: What ``evaluate`` says for each calibration method of ``model.json``.
+CALIBRATION_WORDS = {"platt": "Platt scaling", "isotonic": "isotonic regression",
+                     "identity": "left as they were (too few examples to fit a map)"}
+
+
+def calibration_in_words(counts: dict[str, int]) -> str:
+    """``{"identity": 1, "platt": 23}`` -> "Platt scaling for 23 genres, left as they were (too
+    few examples to fit a map) for 1 genre"."""
+    ordered = sorted(((n, method) for method, n in counts.items() if n), reverse=True)
+    return ", ".join(f"{CALIBRATION_WORDS.get(method, method)} for {n} genre{'s' if n != 1 else ''}"
+                     for n, method in ordered)
 
 
 @app.command()
@@ -230,7 +245,7 @@ def predict(
 ) -> None:
     """Print the 24 p_<Genre> probabilities and the predicted genres for one plot."""
     with user_errors():
-        limit = _settings().max_plot_chars
+        limit = get_settings().max_plot_chars
         item = {"plot": _plot_text(plot), "title": title}
         check_item(item, None, limit)  # before the model loads: a bad plot is refused at once
         loaded = artifact.load_model(model)
@@ -265,7 +280,8 @@ def score(
     ] = Engine.local,
     workers: Annotated[
         int | None,
-        typer.Option("--workers", min=1, help="Dask: local worker processes (default 2)."),
+        typer.Option("--workers", min=1, help="Processes scoring at once on this machine: local (default 1) "
+                     "or a local Dask cluster (default 2)."),
     ] = None,
     scheduler: Annotated[
         str | None,
@@ -278,8 +294,8 @@ def score(
     Either engine takes globs and writes a CSV file or a Parquet directory, with the same output;
     with dask, the workers read the inputs and write the output themselves.
     """
-    if engine is Engine.local and (workers is not None or scheduler is not None):
-        raise typer.BadParameter("--workers and --scheduler need --engine dask")
+    if engine is Engine.local and scheduler is not None:
+        raise typer.BadParameter("--scheduler needs --engine dask")
     if workers is not None and scheduler is not None:
         raise typer.BadParameter("give --workers (a local cluster) or --scheduler, not both")
     from dataclasses import asdict
@@ -287,20 +303,21 @@ def score(
     from moviegenre.batch.scoring import score_files
 
     with user_errors(), _piece_progress(quiet) as (progress, advance):
-        limit = _settings().max_plot_chars
+        settings = get_settings()
         scorer = _scoring_engine(engine, model, workers, scheduler, progress)
-        summary = score_files(scorer, inputs, out, max_plot_chars=limit, progress=progress, advance=advance)
+        summary = score_files(scorer, inputs, out, piece_rows=settings.piece_rows,
+                              max_plot_chars=settings.max_plot_chars, progress=progress, advance=advance)
     _print_json({key: str(value) if isinstance(value, Path) else value
                  for key, value in asdict(summary).items()})
 
 
 @contextmanager
 def _piece_progress(quiet: bool):
-    """A progress bar over the pieces of the input, on stderr; silent with --quiet or off a terminal."""
+    """A progress bar over the rows of the input, on stderr; silent with --quiet or off a terminal."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     columns = (SpinnerColumn(), TextColumn("{task.description}", markup=False, style="bold"), BarColumn(),
-               MofNCompleteColumn(), TextColumn("pieces"), TimeElapsedColumn())
+               MofNCompleteColumn(), TextColumn("rows"), TimeElapsedColumn())
     with Progress(*columns, console=err, disable=quiet or not err.is_terminal) as bar:
         task = bar.add_task("starting", total=None)
 
@@ -318,6 +335,11 @@ def _scoring_engine(engine: Engine, model: Path, workers: int | None, scheduler:
         from moviegenre.batch.dask_engine import DaskEngine
 
         return DaskEngine(model, workers=workers or 2, scheduler=scheduler, progress=progress)
+    if workers is not None and workers > 1:
+        from moviegenre.batch.pool_engine import ProcessEngine
+
+        progress(f"starting {workers} scoring processes")
+        return ProcessEngine(model, workers)
     from moviegenre.batch.scoring import LocalEngine
 
     progress("loading model")
@@ -340,15 +362,16 @@ def serve(
     Without --model and with no model at the default location, first trains the default kind of model there.
     """
     with user_errors():
-        settings = _settings()
+        settings = get_settings()
     directory = model if model is not None else settings.model
     if model is None and not directory.exists():
         from moviegenre.training.train import train_default
 
         err.print(Text(f"no model at {directory}: training the default ({DEFAULT_KIND}) model first", style="bold"))
         with user_errors(), err.status(Text("reading data", style="bold")) as status:
-            stage, _ = _stage_and_detail(status)
-            train_default(directory, data=data, data_home=settings.resolved_data_home(), progress=stage)
+            stage, detail = _stage_and_detail(status)
+            train_default(directory, data=data, data_home=settings.resolved_data_home(), progress=stage,
+                          detail=detail)
     from moviegenre.api.server import run
 
     with user_errors():
@@ -356,7 +379,8 @@ def serve(
             workers=workers)
 
 
-@app.command()
+@app.command(help="The words of the plot and title that pushed the top genres up or down (models of kind "
+             f"{', '.join(explainable_kinds())}).")
 def explain(
     model: ModelOption,
     plot: Annotated[str, typer.Argument(help="The plot text, or - to read it from stdin.")],
@@ -371,9 +395,8 @@ def explain(
         bool, typer.Option("--json", help="Print one JSON object: the model and the explanation, as the API gives it.")
     ] = False,
 ) -> None:
-    """The words of the plot and title that pushed the top genres up or down (models of a kind that explains)."""
     with user_errors():
-        limit = _settings().max_plot_chars
+        limit = get_settings().max_plot_chars
         item = {"plot": _plot_text(plot), "title": title}
         check_item(item, None, limit)
         loaded = artifact.load_model(model)

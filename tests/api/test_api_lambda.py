@@ -7,7 +7,6 @@ import copy
 import importlib
 import importlib.util
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tests.support.needs import DEV_EXTRA, need, need_module
 
 from conftest import E1_PLOT, E2_PLOT
 from moviegenre.core.genres import GENRES, PROBABILITY_KEYS
@@ -220,16 +220,13 @@ def _cfn_lint() -> list[str] | None:
 
 def test_template_passes_cfn_lint():
     command = _cfn_lint()
-    if command is None:
-        if os.environ.get("CI"):
-            pytest.fail("cfn-lint is not installed, and CI must run it (pip install 'moviegenre[dev]')")
-        pytest.skip("cfn-lint is not installed")
+    need(command is not None, f"cfn-lint is not installed; {DEV_EXTRA}")
     result = subprocess.run([*command, str(DEPLOY / "template.yaml")], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_template_declares_the_image_function_and_its_events():
-    cfn_yaml = pytest.importorskip("cfnlint.decode.cfn_yaml")
+    cfn_yaml = need_module("cfnlint.decode.cfn_yaml")
     template = cfn_yaml.load(str(DEPLOY / "template.yaml"))
     function = template["Resources"]["MovieGenreFunction"]["Properties"]
     assert function["PackageType"] == "Image"

@@ -559,3 +559,32 @@ def test_explanations_follow_the_servers_plot_limit_not_the_environments(small_m
         got = long_plots.get("/inference", params={"plot": plot[:25_000], "explain": "true"})
         assert got.status_code == 200, got.text
         assert got.json()["explanation"]
+
+
+def test_an_integer_id_is_taken_as_its_text_and_a_year_as_at_every_door(client):
+    """``id``: text or an integer (echoed back as text); ``year``: the input contract's rule, a
+    number or text holding one, blank for none, the same answer as the library gives."""
+    from moviegenre.core.errors import InvalidItem
+    from moviegenre.core.items import check_year
+
+    items = [{"id": 7, "plot": E1_PLOT, "year": 1978}, {"id": "7b", "plot": E1_PLOT, "year": " 1978 "},
+             {"id": 8, "plot": E1_PLOT, "year": ""}, {"id": 9, "plot": E1_PLOT}]
+    predictions = client.post("/v1/predict", json={"items": items}).json()["predictions"]
+    assert [p["id"] for p in predictions] == ["7", "7b", "8", "9"]
+    assert predictions[0]["probabilities"] == predictions[1]["probabilities"]
+    assert predictions[2]["probabilities"] == predictions[3]["probabilities"]
+    for year in ["MCMXC", 3000, True]:
+        response = client.post("/v1/predict", json={"items": [{"id": 1, "plot": E1_PLOT, "year": year}]})
+        assert response.status_code == 422, year
+        with pytest.raises(InvalidItem) as library:
+            check_year(year)
+        assert response.json()["error"]["message"] == f"items[0].year: {library.value.reason}"  # word for word
+    for id_ in [True, 1.5, "", 2**53]:
+        response = client.post("/v1/predict", json={"items": [{"id": id_, "plot": E1_PLOT}]})
+        assert response.status_code == 422 and response.json()["error"]["message"].startswith("items[0].id: ")
+    # What the schema says is what is taken: 7.0 is an integer to JSON Schema, and a year as text
+    # is digits (the library would also read "1.978e3").
+    response = client.post("/v1/predict", json={"items": [{"id": 7.0, "plot": E1_PLOT, "year": "1978\t"}]})
+    assert response.status_code == 200 and response.json()["predictions"][0]["id"] == "7"
+    response = client.post("/v1/predict", json={"items": [{"id": 7, "plot": E1_PLOT, "year": "1.978e3"}]})
+    assert response.json()["error"]["message"] == "items[0].year: must be a year between 1800 and 2200 or empty, got 1.978e3"

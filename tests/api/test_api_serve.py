@@ -14,6 +14,7 @@ from tests.support.servers import ServerStartError, serve_in_background
 
 from conftest import E1_PLOT, E2_PLOT
 from moviegenre.api.app import max_url_bytes
+from moviegenre.api.server import uvicorn_options
 from moviegenre.core.genres import PROBABILITY_KEYS
 from moviegenre.core.settings import Settings
 from moviegenre.model.genre_model import as_probability_record
@@ -68,6 +69,36 @@ def test_plots_up_to_the_limit_fit_in_a_get_url(server):
 def test_overlong_url_gets_the_apps_json_414(server):
     status, body = raw_get(server, "/inference?plot=" + "a" * (max_url_bytes(Settings()) + 1))
     assert status == 414 and body["error"]["code"] == "uri_too_long"
+
+
+def raw_request(base: str, request: bytes) -> tuple[int, dict]:
+    """Send ``request`` as it is, and read the JSON answer."""
+    host, port = base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(request)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert b"content-type: application/json" in head.lower(), head
+    return int(head.split(b" ", 2)[1]), json.loads(body)
+
+
+def test_what_uvicorn_answers_itself_is_json_too(server):
+    """Requests that never reach the app: uvicorn's own answers have the app's JSON shape."""
+    bound = uvicorn_options(Settings())["h11_max_incomplete_event_size"]
+    # Far over the bound, so that the server sees it incomplete and over (a head that arrives
+    # whole in one read is parsed, and reaches the app's own 414); the client gets to read the
+    # answer, not a connection reset, since the server reads the rest of the head first.
+    status, body = raw_request(server, b"GET /inference?plot=" + b"a" * (8 * bound)
+                               + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert status == 414 and body["error"]["code"] == "uri_too_long"
+    assert f"longer than {bound:,} bytes" in body["error"]["message"]
+    status, body = raw_request(server, b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * (8 * bound)
+                               + b"\r\n\r\n")
+    assert status == 431 and body["error"]["code"] == "headers_too_large"
+    status, body = raw_request(server, b"GET /healthz HTTP/1.1\r\nno colon here\r\n\r\n")
+    assert (status, body["error"]) == (400, {"code": "bad_request", "message": "the request is not valid HTTP/1.1"})
 
 
 def test_missing_model_directory_serves_not_ready(tmp_path):

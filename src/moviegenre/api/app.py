@@ -18,6 +18,7 @@ from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
 from fastapi.responses import HTMLResponse
 from starlette.staticfiles import StaticFiles
+from starlette.types import Receive, Scope, Send
 
 from moviegenre import __version__
 from moviegenre.api.deps import ModelState
@@ -45,6 +46,17 @@ Tag movies with genres from their plot synopsis.
 * Every error answers `{"error": {"code": ..., "message": ...}}`.
 * When the server has an API key (`MOVIEGENRE_API_KEY`), send it in header `x-api-key`.
 """
+
+
+class WholeStaticFiles(StaticFiles):
+    """Starlette's static files, with any ``Range`` header ignored (RFC 9110 allows it): its
+    answers to a range it cannot serve are plain text, not the API's JSON errors, and the files
+    here are small enough to send whole."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            scope = {**scope, "headers": [(k, v) for k, v in scope["headers"] if k != b"range"]}
+        await super().__call__(scope, receive, send)
 
 
 def max_url_bytes(settings: Settings) -> int:
@@ -95,7 +107,7 @@ def create_app(model: GenreModel | None = None, settings: Settings | None = None
     for router in routers:
         app.include_router(router)
     if resources.files("moviegenre.api").joinpath("web").is_dir():
-        app.mount("/static", StaticFiles(packages=[("moviegenre.api", "web")]), name="static")
+        app.mount("/static", WholeStaticFiles(packages=[("moviegenre.api", "web")]), name="static")
     _serve_docs_offline(app)
 
     route_paths = frozenset([route.path for router in routers for route in router.routes] + list(PUBLIC_PATHS))
@@ -129,7 +141,7 @@ def _serve_docs_offline(app: FastAPI) -> None:
     """``/docs`` as FastAPI serves it, but with Swagger UI's files from the ``fastapi-offline``
     package at :data:`DOCS_ASSETS`: from a CDN, the page stays blank where the browser cannot
     reach the internet (FastAPI's documented "self-hosting JavaScript and CSS for docs")."""
-    app.mount(DOCS_ASSETS, StaticFiles(packages=[("fastapi_offline", "static")]), name="docs-static")
+    app.mount(DOCS_ASSETS, WholeStaticFiles(packages=[("fastapi_offline", "static")]), name="docs-static")
     openapi_url, oauth2_redirect_url = app.openapi_url, app.swagger_ui_oauth2_redirect_url
     assert openapi_url and oauth2_redirect_url
 

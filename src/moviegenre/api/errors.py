@@ -27,6 +27,31 @@ MAX_PROBLEMS_IN_MESSAGE = 5
 #: code at both doors.
 INVALID_UTF8 = "invalid_utf8"
 
+#: Every error code the API answers, and its status (``None``: the status of the framework's
+#: error it stands for). README's Errors table lists each of them (``tests/api/test_error_codes.py``
+#: checks both ways), and :func:`error_response` refuses any other.
+ERROR_CODES: dict[str, int | None] = {
+    "bad_request": 400,
+    "malformed_json": 400,
+    INVALID_UTF8: 400,
+    "unauthorized": 401,
+    "not_found": 404,
+    "method_not_allowed": 405,
+    PLOT_TOO_LONG: 413,
+    "too_many_items": 413,
+    "too_many_explanations": 413,
+    "payload_too_large": 413,
+    "uri_too_long": 414,
+    "unsupported_media_type": 415,
+    "invalid_request": 422,
+    "not_explainable": 422,
+    "headers_too_large": 431,
+    "internal_error": 500,
+    "model_not_ready": 503,
+    "timeout": 504,
+    "http_error": None,
+}
+
 #: The code of each status that Starlette's own errors can take here: unknown routes and
 #: methods, and the body limit (:mod:`moviegenre.api.middleware`), which raises inside the route.
 _CODES_BY_STATUS = {
@@ -47,8 +72,16 @@ class ApiError(Exception):
         self.headers = dict(headers or {})
 
 
+def error_body(status: int, code: str, message: str) -> dict[str, dict[str, str]]:
+    """The JSON of every error answer; a code that is not in :data:`ERROR_CODES` (with its
+    status) is a bug."""
+    if code not in ERROR_CODES or ERROR_CODES[code] not in (status, None):
+        raise ValueError(f"error code {code!r} with status {status} is not in ERROR_CODES")
+    return {"error": {"code": code, "message": message}}
+
+
 def error_response(status: int, code: str, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
+    return JSONResponse(error_body(status, code, message), status_code=status, headers=headers)
 
 
 def _where(loc: Sequence[Any]) -> str:

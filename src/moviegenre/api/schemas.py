@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
+import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
+from moviegenre.core.errors import InvalidItem
 from moviegenre.core.genres import GENRES, PROBABILITY_KEYS
-from moviegenre.core.items import MAX_TITLE_CHARS, MAX_YEAR, MIN_YEAR, PLOT_PATTERN
+from moviegenre.core.items import MAX_TITLE_CHARS, MAX_YEAR, MIN_YEAR, PLOT_PATTERN, check_year
 from moviegenre.model.explain import EXPLAIN_TERMS, EXPLAIN_TOP, explainable_kinds
 
 _E2_PLOT = (
@@ -136,19 +139,71 @@ class InferenceResponse(BaseModel):
     )
 
 
+#: The integer IDs taken: those every JSON parser reads exactly (JavaScript's safe integers).
+MIN_INTEGER_ID, MAX_INTEGER_ID = -(2**53 - 1), 2**53 - 1
+
+
+def _integer_as_text(value: Any) -> Any:
+    """An integer ID (the data files' IDs are integers) is taken as its decimal text; so is a
+    number with no fraction (``7.0``), which JSON Schema counts as an integer."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool):
+        return value
+    if not MIN_INTEGER_ID <= value <= MAX_INTEGER_ID:
+        raise ValueError(f"an integer id must be from {MIN_INTEGER_ID} to {MAX_INTEGER_ID}; send a longer one as text")
+    return str(value)
+
+
+def _text_or_integer(schema: dict[str, Any]) -> None:
+    text = {key: schema.pop(key) for key in ("type", "minLength", "maxLength")}
+    schema["anyOf"] = [text, {"type": "integer", "minimum": MIN_INTEGER_ID, "maximum": MAX_INTEGER_ID}]
+
+
+#: A year as text: digits from 1800 to 2200, a decimal part allowed, spaces or tabs around, or
+#: blank (no year). The API's schema states it, so a client knows it before sending; the
+#: library's contract (:func:`~moviegenre.core.items.check_year`) then reads it as at every door.
+YEAR_PATTERN = r"^[ \t]*((1[89][0-9]{2}|2[01][0-9]{2})(\.[0-9]+)?|2200(\.0+)?)?[ \t]*$"
+
+
+def _contract_year(value: Any) -> float | None:
+    """The year as the input contract reads it at every door (:func:`~moviegenre.core.items.check_year`):
+    a number, or text holding one (:data:`YEAR_PATTERN`); ``null`` or blank text for none."""
+    if isinstance(value, str) and not re.search(YEAR_PATTERN, value):  # as a JSON Schema validator reads it
+        raise ValueError(f"must be a year between {MIN_YEAR} and {MAX_YEAR} or empty, got {value}")  # as check_year
+    try:
+        year = check_year(value)
+    except InvalidItem as exc:
+        raise ValueError(exc.reason) from None
+    return None if math.isnan(year) else year
+
+
+YEAR_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        {"type": "number", "minimum": MIN_YEAR, "maximum": MAX_YEAR},
+        {"type": "string", "pattern": YEAR_PATTERN},
+        {"type": "null"},
+    ]
+}
+
+
 class PredictItem(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    id: str = Field(min_length=1, max_length=256, description="Your identifier, echoed back.")
+    id: Annotated[str, BeforeValidator(_integer_as_text)] = Field(
+        min_length=1,
+        max_length=256,
+        description="Your identifier: text, or an integer (taken as its decimal text). Echoed back as text.",
+        json_schema_extra=_text_or_integer,
+    )
     plot: str = Field(description=PLOT_DESCRIPTION, json_schema_extra=PLOT_SCHEMA)
     title: str | None = Field(
         default=None, max_length=MAX_TITLE_CHARS, description="Optional movie title (the default model uses it)."
     )
-    year: float | None = Field(
+    year: Annotated[float | None, BeforeValidator(_contract_year), WithJsonSchema(YEAR_SCHEMA)] = Field(
         default=None,
-        ge=MIN_YEAR,
-        le=MAX_YEAR,
-        description="Optional release year (the default model uses its decade).",
+        description=f"Optional release year (the default model uses its decade): a number from {MIN_YEAR} "
+        f"to {MAX_YEAR}, or text holding one (`\"1978\"`), as at every door; `null` or blank text for none.",
         examples=[1978],
     )
 

@@ -47,3 +47,7 @@ class InvalidItem(DataError):
 
 class UsageError(MovieGenreError):
     """An argument or option has a value moviegenre cannot use (an unknown model kind, ...)."""
+
+
+class SettingsError(UsageError):
+    """A ``MOVIEGENRE_*`` environment variable holds a value moviegenre cannot use."""

@@ -26,6 +26,19 @@
   };
   const EXPLAIN_TOP = 3; // genres whose reasons are shown
 
+  // The dataset's tokenised text ("billy hayes ,  an american ... can ' t let go") as a person
+  // writes it: punctuation against its word, contractions joined, sentences capitalised. The
+  // model splits words the same way either way; this is what the page shows and sends.
+  function readable(text) {
+    return text.replace(/\s+/g, " ").trim()
+      .replace(/ ([,.;:!?)])/g, "$1")
+      .replace(/\( /g, "(")
+      .replace(/(\p{L}) ' (s|t|re|ve|ll|d|m)(?![\p{L}\p{N}])/gu, "$1'$2")
+      .replace(/(?<![\p{L}\p{N}])i(?![\p{L}\p{N}'])/gu, "I")
+      .replace(/(^|[.!?] )(\p{Ll})/gu, (_, before, letter) => before + letter.toUpperCase());
+  }
+  for (const example of Object.values(EXAMPLES)) example.plot = readable(example.plot);
+
   const $ = (id) => document.getElementById(id);
   const form = $("predict-form");
   const plot = $("plot");
@@ -36,7 +49,6 @@
   const errorBox = $("error");
   const status = $("status");
   const resultBody = $("result-body");
-  const resultModel = $("result-model");
   const chart = $("chart");
   const results = $("results");
   const reasonsNone = $("reasons-none");
@@ -95,6 +107,17 @@
         detail.message || `The server answered with HTTP ${response.status}.`);
     }
     return body;
+  }
+
+  // The API names the place of a problem for a program ("items[0].plot (id 'page') holds no
+  // letter or digit"); the page sent one item, so it names the field for a person instead
+  // ("The plot holds no letter or digit").
+  function forPerson(message) {
+    const match = /^items\[0\]\.(\w+)(?: \(id '[^']*'\))?(:?) (.*)$/s.exec(message);
+    if (!match) return message;
+    const [, field, colon, reason] = match;
+    const text = `The ${field}${colon} ${reason}`;
+    return /[.!?]$/.test(text) ? text : text + ".";
   }
 
   function showError(message) {
@@ -205,51 +228,66 @@
 
   // --- reasons: the words that pushed each top genre up or down --------------------------------
 
-  function weightText(weight) {
-    const size = Math.abs(weight);
-    return size < 0.005 ? "<0.01" : size.toFixed(2);
+  // A contribution is a change in the genre's score (a logit), which means little to a person;
+  // the page shows each part's share of everything that moved the genre instead: the shown
+  // words, the plot as a whole (a model with an embedding) and all the other words together.
+  function shareText(share) {
+    if (share > 0 && share < 0.005) return "<1%";
+    return Math.round(share * 100) + "%";
   }
 
-  function termItem(genre, term) {
-    const up = term.weight >= 0;
-    const item = element("li", "term " + (up ? "up" : "down"));
-    item.dataset.term = term.term;
-    item.dataset.weight = String(term.weight);
-    item.dataset.field = term.field || "";
+  function shareBar(share) {
+    const track = element("span", "share-track");
+    track.setAttribute("aria-hidden", "true");
+    const fill = element("span", "share-fill");
+    fill.style.width = Math.max(0, Math.min(1, share)) * 100 + "%";
+    track.append(fill);
+    return track;
+  }
+
+  // One part of a genre's reasons: a word (a `term` from the API), or a part without a word
+  // ("the plot as a whole", "all other words"), with its share as a bar and a number.
+  function partItem(genre, part, total) {
+    const up = part.weight >= 0;
+    const share = total > 0 ? Math.abs(part.weight) / total : 0;
+    const item = element("li", "term " + (up ? "up" : "down") + (part.term ? "" : " whole"));
+    if (part.term) {
+      item.dataset.term = part.term;
+      item.dataset.weight = String(part.weight);
+      item.dataset.field = part.field || "";
+    }
+    item.dataset.share = String(share);
 
     const sign = element("span", "term-sign", up ? "▲" : "▼");
     sign.setAttribute("aria-hidden", "true");
-    const word = element("span", "term-word", term.term);
-    const weight = element("span", "term-weight", (up ? "+" : "−") + weightText(term.weight));
-    weight.setAttribute("aria-hidden", "true");
-    // What a screen reader says: "outlaw, pushed Western up by 1.40".
-    const spoken = element("span", "visually-hidden");
-    const elsewhere = term.field && term.field !== "plot";
-    spoken.textContent = (elsewhere ? ` (the ${term.field})` : "") +
-      `, pushed ${genre} ${up ? "up" : "down"} by ${weightText(term.weight)}`;
-
+    const word = element("span", "term-word", part.term || part.label);
     item.append(sign, word);
+    const elsewhere = part.term && part.field && part.field !== "plot";
     if (elsewhere) {
-      const where = element("span", "term-field", term.field);
+      const where = element("span", "term-field", `in the ${part.field}`);
       where.setAttribute("aria-hidden", "true");
       item.append(where);
     }
-    item.append(weight, spoken);
+    const value = element("span", "term-share", shareText(share));
+    value.setAttribute("aria-hidden", "true");
+    // What a screen reader says: "outlaw, raised Western: 31% of what moved it".
+    const spoken = element("span", "visually-hidden",
+      (elsewhere ? ` (in the ${part.field})` : "") +
+      `, ${up ? "raised" : "lowered"} ${genre}: ${shareText(share)} of what moved it`);
+    item.append(shareBar(share), value, spoken);
     return item;
   }
 
-  function termList(genre, terms, up) {
+  function partList(genre, parts, total, up) {
     const row = element("div", "term-row");
-    const label = element("span", "term-row-label", up ? "Up" : "Down");
+    const heading = `${up ? "Words that raised" : "Words that lowered"} ${genre}`;
+    const label = element("p", "term-row-label", heading + ":");
     label.setAttribute("aria-hidden", "true");
     const list = element("ul", "terms");
-    list.setAttribute("aria-label", `Words that pushed ${genre} ${up ? "up" : "down"}`);
-    const chosen = terms.filter((t) => (t.weight >= 0) === up);
-    list.append(...chosen.map((t) => termItem(genre, t)));
-    if (!chosen.length) {
-      const none = element("li", "term-none", "none");
-      list.append(none);
-    }
+    list.setAttribute("aria-label", heading);
+    const chosen = parts.filter((p) => (p.weight >= 0) === up);
+    list.append(...chosen.map((p) => partItem(genre, p, total)));
+    if (!chosen.length) list.append(element("li", "term-none", "none"));
     row.append(label, list);
     return row;
   }
@@ -269,14 +307,19 @@
     const value = element("span", "reason-probability", percent(probability));
     head.append(pick, name, " ", value);
 
-    const terms = Array.isArray(entry.terms) ? entry.terms : [];
-    card.append(head, termList(entry.genre, terms, true), termList(entry.genre, terms, false));
-    if (typeof entry.embedding === "number") {
-      const note = element("p", "reason-note");
-      note.textContent = `The plot's overall meaning (its embedding) moved it by ` +
-        `${entry.embedding >= 0 ? "+" : "−"}${weightText(entry.embedding)}.`;
-      card.append(note);
+    const number = (x) => typeof x === "number" && Number.isFinite(x);
+    const parts = (Array.isArray(entry.terms) ? entry.terms : [])
+      .filter((t) => t && typeof t.term === "string" && t.term.trim() && number(t.weight));
+    // Parts without a word of their own, last in their list, after the words.
+    if (number(entry.embedding) && entry.embedding !== 0) {
+      parts.push({ label: "the plot as a whole", weight: entry.embedding });
     }
+    if (number(entry.other_terms) && entry.other_terms !== 0) {
+      parts.push({ label: "all other words together", weight: entry.other_terms });
+    }
+    const total = parts.reduce((sum, p) => sum + Math.abs(p.weight), 0);
+    card.append(head, partList(entry.genre, parts, total, true),
+      partList(entry.genre, parts, total, false));
     return card;
   }
 
@@ -375,8 +418,11 @@
     renderReasons(prediction, sent);
     const names = prediction.genres.join(", ");
     const name = sent.title;
-    resultModel.textContent = `Model: ${response.model.id}` +
-      (response.model.kind ? ` (${response.model.kind})` : "");
+    // The model is named once, at the top; this fills it in where GET /v1/model was refused.
+    const info = $("model-info");
+    if (response.model && !info.textContent.includes(response.model.id)) {
+      info.textContent = describeModel(response.model);
+    }
     resultBody.hidden = false;
     const noun = prediction.genres.length === 1 ? "genre" : "genres";
     status.textContent = (name ? `“${name}”: predicted ${noun}` : `Predicted ${noun}`) +
@@ -434,9 +480,10 @@
       if (needsKey(err)) {
         askForKey();
       } else if (err instanceof ApiError && err.status === 413) {
-        invalidPlot("The plot is too long for the server: " + err.message);
+        const said = forPerson(err.message);
+        invalidPlot(said === err.message ? "The plot is too long for the server: " + said : said);
       } else if (err instanceof ApiError && err.status === 422) {
-        invalidPlot("The server could not use this plot: " + err.message);
+        invalidPlot(forPerson(err.message));
       } else {
         showError(err.message);
       }
