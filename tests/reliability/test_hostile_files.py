@@ -23,6 +23,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from reliability_support import assert_one_line_error
+from tests.support.needs import need_module
 from typer.testing import CliRunner
 
 from moviegenre import cli
@@ -33,8 +34,8 @@ from moviegenre.core.items import check_item
 from moviegenre.core.settings import get_settings
 from moviegenre.core.tables import MAX_COLUMNS, MAX_HEADER_BYTES
 
-pa = pytest.importorskip("pyarrow")
-pq = pytest.importorskip("pyarrow.parquet")
+pa = need_module("pyarrow")
+pq = need_module("pyarrow.parquet")
 
 GOOD = ",year,title,plot\n1,1999,A,a cowboy rides into a frontier town .\n2,2001,B,a ghost haunts a house .\n"
 
@@ -189,7 +190,7 @@ def test_dask_engine_rejects_a_plot_of_integers_as_the_local_one(cluster, small_
 
 @pytest.fixture(scope="module")
 def cluster():
-    distributed = pytest.importorskip("distributed")
+    distributed = need_module("distributed")
     import logging
 
     with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0",

@@ -6,13 +6,16 @@ data adds ``genres`` as a list literal (``['Comedy', 'Crime']``) or ``Comedy|Cri
 
 Every problem is reported as a :class:`~moviegenre.core.errors.DataError` that names the file, the
 field and the data rows (1-based, header not counted) with their IDs. Reading the file itself,
-bounded and with one error per damaged file, is :mod:`moviegenre.core.tables`.
+bounded and with one error per damaged file, is :mod:`moviegenre.core.tables` (CSV and zip) and
+:mod:`moviegenre.core.parquet`.
 """
 
 from __future__ import annotations
 
+import errno
+import http.client
 import re
-import shutil
+import socket
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
@@ -21,22 +24,22 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from pydantic import ValidationError
 
-from moviegenre.core.errors import DataError, DownloadError, MovieGenreError, OutputError
+from moviegenre.core.advice import data_option
+from moviegenre.core.errors import DataError, DownloadError
 from moviegenre.core.files import atomic_path, atomic_write, sha256_of
 from moviegenre.core.genres import GENRES
 from moviegenre.core.items import frame_problems, to_frame
+from moviegenre.core.parquet import read_parquet_file
 from moviegenre.core.settings import get_settings
-from moviegenre.core.tables import (
-    CSV_SUFFIXES,
-    read_csv_file,
-    read_parquet_file,
-    require_regular_file,
-)
+from moviegenre.core.tables import CSV_SUFFIXES, read_csv_file, require_regular_file
 
 #: How many offending rows an error message lists before summarising.
 MAX_ROWS_IN_MESSAGE = 10
+#: Seconds a download waits to connect, and then for each block, before calling the network down.
+DOWNLOAD_TIMEOUT_S = 60.0
+#: ``errno`` values of a network that cannot reach the host at all.
+_UNREACHABLE = frozenset({errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ENETDOWN, errno.EHOSTDOWN})
 
 _GENRE_LIST = re.compile(r"^\[\s*(?:'[^']*'\s*(?:,\s*'[^']*'\s*)*,?)?\]$")
 _QUOTED = re.compile(r"'([^']*)'")
@@ -94,43 +97,94 @@ class Movies:
         return self.subset(np.sort(positions))
 
 
-def fetch_public(name: str, data_home: Path) -> Path:
+def fetch_public(
+    name: str, data_home: Path, *, mirror: str | None = None, timeout_s: float = DOWNLOAD_TIMEOUT_S
+) -> Path:
     """Return the local path of public file ``name`` ("train" or "test"), downloading it once.
 
-    The download is checked against the published sha256 and moved into place atomically, so
-    an interrupted download never leaves a file that looks complete.
+    It comes from ``mirror`` (a base URL or a local directory holding the file under its public
+    name; by default the ``MOVIEGENRE_DATA_MIRROR`` setting) or else from GitHub, is checked
+    against the published sha256, and is moved into place atomically, so an interrupted download
+    never leaves a file that looks complete. A network failure, a refusal by the server or a
+    mirror without the file is a :class:`DownloadError` that says which; a disk that cannot take
+    the file is an :class:`~moviegenre.core.errors.OutputError`.
     """
     spec = PUBLIC_FILES[name]
     target = data_home / spec.filename
     if target.exists() and sha256_of(target) == spec.sha256:
         return target
-    try:
-        with atomic_path(target) as partial:
-            with open(partial, "wb") as out, urllib.request.urlopen(spec.url, timeout=60) as response:
-                shutil.copyfileobj(response, out, 1 << 20)
-            actual = sha256_of(partial)
-            if actual != spec.sha256:
-                raise DownloadError(
-                    f"downloaded {spec.url} but its sha256 is {actual}, expected {spec.sha256}; "
-                    "the upstream file changed or the download was corrupted"
-                )
-    except (urllib.error.URLError, OutputError, TimeoutError) as exc:
-        raise DownloadError(
-            f"could not download the public {name} dataset from {spec.url} ({exc}); "
-            "check the network, or pass a local copy with --data PATH"
-        ) from exc
+    source = public_source(spec, mirror if mirror is not None else get_settings().data_mirror)
+    with atomic_path(target) as partial:
+        _copy_from(source, partial, name=name, timeout_s=timeout_s)
+        actual = sha256_of(partial)
+        if actual != spec.sha256:
+            raise DownloadError(
+                f"fetched {source} but its sha256 is {actual}, expected {spec.sha256}: it is not the "
+                "public file, or the download was corrupted"
+            )
     return target
+
+
+def public_source(spec: PublicFile, mirror: str | None) -> str:
+    """Where to fetch ``spec`` from: its GitHub URL, or the file of that name on ``mirror``."""
+    if mirror is None:
+        return spec.url
+    if "://" in mirror:
+        return f"{mirror.rstrip('/')}/{spec.filename}"
+    return str(Path(mirror).expanduser() / spec.filename)
+
+
+def _copy_from(source: str, partial: Path, *, name: str, timeout_s: float) -> None:
+    """Copy ``source`` (a URL or a local path) into ``partial``.
+
+    A source that cannot be read becomes a :class:`DownloadError` naming the network, the
+    server or the file; a write that fails stays an ``OSError``, for :func:`atomic_path` to
+    report as the disk problem it is.
+    """
+    try:
+        reader = open(source, "rb") if "://" not in source else urllib.request.urlopen(source, timeout=timeout_s)
+    except (OSError, ValueError) as exc:
+        raise _download_error(source, exc, name=name, timeout_s=timeout_s) from None
+    with reader, open(partial, "wb") as out:
+        while True:
+            try:
+                block = reader.read(1 << 20)
+            except (OSError, http.client.HTTPException) as exc:  # the connection dropped mid-file
+                raise _download_error(source, exc, name=name, timeout_s=timeout_s) from None
+            if not block:
+                return
+            out.write(block)
+
+
+def _download_error(source: str, exc: BaseException, *, name: str, timeout_s: float) -> DownloadError:
+    """The one-line error for a source that could not be read: the network, the server or a file."""
+    filename = PUBLIC_FILES[name].filename
+    reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+    detail = getattr(reason, "strerror", None) or reason
+    if "://" not in source or source.lower().startswith("file://"):
+        return DownloadError(
+            f"cannot read {source}: {detail}; the folder that MOVIEGENRE_DATA_MIRROR names must hold {filename}"
+        )
+    if isinstance(exc, urllib.error.HTTPError):
+        problem = f"the server answered HTTP {exc.code} {exc.reason}"
+    elif isinstance(reason, TimeoutError | socket.timeout):
+        problem = f"network timed out after {timeout_s:g} s"
+    elif isinstance(reason, socket.gaierror) or getattr(reason, "errno", None) in _UNREACHABLE:
+        problem = f"network unreachable ({detail})"
+    else:
+        problem = f"network error ({detail})"
+    own_copy = f", or pass a copy you have with {data_option()}" if name == "train" else ""
+    return DownloadError(
+        f"cannot download {source}: {problem}; check the network, or set MOVIEGENRE_DATA_MIRROR to a "
+        f"mirror that holds {filename}{own_copy}"
+    )
 
 
 def input_limit(max_bytes: int | None) -> int:
     """``max_bytes``, or the ``MOVIEGENRE_MAX_INPUT_BYTES`` setting when it is ``None``."""
     if max_bytes is not None:
         return max_bytes
-    try:
-        return get_settings().max_input_bytes
-    except ValidationError as exc:
-        problems = "; ".join(f"MOVIEGENRE_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
-        raise MovieGenreError(f"bad setting: {problems}") from None
+    return get_settings().max_input_bytes  # a bad value raises SettingsError, one line
 
 
 def read_table(path: str | Path, max_bytes: int | None = None) -> pd.DataFrame:

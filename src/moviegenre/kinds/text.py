@@ -9,12 +9,13 @@ from __future__ import annotations
 import re
 from collections import Counter
 from functools import lru_cache
+from importlib import resources
 
 import numpy as np
 from nltk.stem.porter import PorterStemmer
 
-from moviegenre.core.errors import ModelError
-
+#: NLTK's English stopwords, one a line, beside this module.
+STOPWORDS_FILE = "english_stopwords.txt"
 _NOT_LETTER = re.compile(r"[^a-zA-Z]")
 _WORD = re.compile(r"\b\w+\b")
 _STEMMER = PorterStemmer()
@@ -22,16 +23,17 @@ _STEMMER = PorterStemmer()
 
 @lru_cache(maxsize=1)
 def english_stopwords() -> frozenset[str]:
-    """NLTK's English stopwords, found through ``nltk.data`` (set ``NLTK_DATA`` to point at them)."""
-    from nltk.corpus import stopwords
+    """NLTK's English stopwords (179 words), shipped with the package, so that the seed kind
+    needs no NLTK data.
 
-    try:
-        return frozenset(stopwords.words("english"))
-    except LookupError:
-        raise ModelError(
-            "the seed model needs NLTK's English stopwords, which were not found: set NLTK_DATA "
-            "to a folder holding corpora/stopwords, or run `python -m nltk.downloader stopwords`"
-        ) from None
+    ``english_stopwords.txt`` is NLTK's ``corpora/stopwords/english``, byte for byte (a test
+    compares it with NLTK's where that is installed). NLTK took the list from the Snowball
+    project's English stop words (via PostgreSQL) and augmented it (nltk/nltk_data#22); its
+    maintainers distribute the stopwords corpus as is, without a licence of its own
+    (nltk/nltk_data#149).
+    """
+    text = resources.files(__package__).joinpath(STOPWORDS_FILE).read_text(encoding="utf-8")
+    return frozenset(line.strip() for line in text.splitlines() if line.strip())
 
 
 @lru_cache(maxsize=200_000)
