@@ -1,23 +1,26 @@
-"""Benchmark batch scoring on a real Dask cluster: 1 then 2 workers, against the local engine.
+"""Benchmark batch scoring on a real Dask cluster and on local processes: 1 then 2 workers.
 
-Run it the way a user with a cluster runs moviegenre: it starts ``dask scheduler`` and
-``dask worker --nthreads 1`` processes, then ``moviegenre score --engine dask --scheduler ...``
-in its own process. The input is the development file's plots repeated to ``--rows`` (default
-200,000) with integer IDs and 3 empty plots, in ``--files`` (default 8) Parquet files of
-``--row-group`` rows per row group. For each run it measures:
+Run it the way a user runs moviegenre: ``moviegenre score`` in its own process, with
+``--engine dask --scheduler ...`` on ``dask scheduler`` and ``dask worker --nthreads 1``
+processes started here (the external cluster), with ``--engine dask --workers N`` (the local
+cluster the command starts), and with ``--workers N`` alone (the local engine on N processes).
+The input is the development file's plots repeated to ``--rows`` (default 200,000) with
+integer IDs and 3 empty plots, in three shapes (``--inputs``): ``--files`` (default 8)
+Parquet files of ``--row-group`` rows per row group, the same rows as one CSV file, and that
+CSV alone in a zip. For each run it measures:
 
 * ``wall_s``: the ``moviegenre score`` command, start to exit (connecting, shipping the model,
-  scoring, committing the output);
-* ``client_cpu_s``: that command's own CPU time (user + system), and ``client_share``: it
-  divided by the cluster's CPU budget, ``wall_s`` x workers;
+  cutting the input into pieces, scoring, committing the output);
+* ``client_cpu_s``: that command's own CPU time (user + system, not its children's), and
+  ``client_share``: it divided by the cluster's CPU budget, ``wall_s`` x workers;
 * ``client_peak_mb``: that command's peak resident memory;
-* ``worker_cpu_s``: the worker processes' CPU time over the run;
-* ``max_abs_diff`` and ``same_ids``: the output against the local engine's (same IDs in the
-  same order, probabilities within 1e-9), and the rejects (the 3 empty plots).
+* ``worker_cpu_s``: the external worker processes' CPU time over the run;
+* ``same_bytes``, ``max_abs_diff`` and ``same_ids``: the output against the local engine's on
+  the same input (the same bytes for a CSV output), and the rejects (the 3 empty plots).
 
-From the per-worker rate and the client's cost per piece it projects the time for 100 million
-plots on 8, 32 and 128 workers. Prints a Markdown table and writes JSON to
-``benchmarks/results/dask.json``. Both cores must be otherwise idle for the scaling figure.
+From the per-worker rate and the client's cost per piece on the first input it projects the
+time for 100 million plots on 8, 32 and 128 workers. Prints a Markdown table and writes JSON
+to ``benchmarks/results/dask.json``. Both cores must be otherwise idle for the scaling figures.
 
     moviegenre train --kind linear --data dataTraining-dev.zip --cv 0 --out models/bench
     python benchmarks/bench_dask.py --model models/bench                 # 200,000 plots
@@ -31,12 +34,12 @@ import contextlib
 import json
 import os
 import platform
-import resource
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -67,6 +70,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--workers", default="1,2", help="Worker counts, one run each (default 1,2).")
     parser.add_argument("--output-format", choices=["csv", "parquet"], default="csv",
                         help="Output of the Dask runs (default csv).")
+    parser.add_argument("--inputs", default="parquet,csv,zip",
+                        help="Input shapes, one set of runs each (default parquet,csv,zip): the Parquet files, "
+                        "the same rows as one CSV file, or as that CSV in a zip.")
+    parser.add_argument("--clusters", default="external,local",
+                        help="Dask clusters (default external,local): `dask worker` processes started here, "
+                        "or the local cluster `moviegenre score --workers N` starts.")
+    parser.add_argument("--local-workers", type=int, default=2,
+                        help="Also run the local engine on this many processes (default 2; 1: skip).")
     parser.add_argument("--source", type=Path, default=DEV_FILE, help="File whose plots are repeated.")
     parser.add_argument("--json", type=Path, default=REPO / "benchmarks" / "results" / "dask.json",
                         help="Where to write the results.")
@@ -95,24 +106,25 @@ def score_command(model: Path, inputs: list[Path], out: Path, *extra: str) -> li
 
 
 def timed(command: list[str]) -> dict:
-    """Run ``command``: its wall time, its own CPU time (it is our only child that exits) and
-    its peak memory (resident set, sampled every 50 ms)."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    """Run ``command``: its wall time, its own CPU time (user + system, without its children:
+    a local cluster's workers are children of the command) and its peak memory (resident set),
+    sampled every 50 ms until it exits."""
     start = time.perf_counter()
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         process = subprocess.Popen(command, stdout=out, stderr=err, text=True)
-        peak = 0
+        peak, cpu = 0, 0.0
+        watched = psutil.Process(process.pid)
         while process.poll() is None:
             with contextlib.suppress(psutil.Error):
-                peak = max(peak, psutil.Process(process.pid).memory_info().rss)
+                times = watched.cpu_times()
+                cpu = times.user + times.system
+                peak = max(peak, watched.memory_info().rss)
             time.sleep(0.05)
         wall = time.perf_counter() - start
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
         out.seek(0), err.seek(0)
         if process.returncode != 0:
             raise RuntimeError(f"{' '.join(command)} failed:\n{err.read()}")
         summary = json.loads(out.read())
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return {"wall_s": wall, "client_cpu_s": cpu, "client_peak_mb": peak / 2**20, "summary": summary}
 
 
@@ -211,16 +223,18 @@ def project(results: list[dict], rows: int, pieces: int, input_bytes: int, outpu
 
 
 def markdown(results: list[dict], projection: dict) -> str:
-    lines = ["| engine | workers | output | plots | wall s | plots/s | vs 1 worker | client CPU s | "
-             "client share of cluster CPU | client peak MB | max diff vs local |",
-             "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    lines = ["| input | engine | workers | plots | pieces | wall s | plots/s | vs 1 worker | client CPU s | "
+             "client share of CPU | client peak MB | max diff vs local |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
     for r in results:
-        share = f"{r['client_share']:.1%}" if "client_share" in r else ""
+        engine = r["engine"] + (f", {r['cluster']} cluster" if r.get("cluster") else "")
         diff = f"{r['max_abs_diff']:.1e}" if "max_abs_diff" in r else ""
+        diff = "same bytes" if r.get("same_bytes") else diff
         speedup = f"{r['speedup']:.2f}x" if "speedup" in r else ""
-        lines.append(f"| {r['engine']} | {r['workers']} | {r['format']} | {r['rows']:,} | {r['wall_s']:.1f} | "
-                     f"{r['plots_per_s']:,.0f} | {speedup} | {r['client_cpu_s']:.1f} | {share} | "
-                     f"{r['client_peak_mb']:.0f} | {diff} |")
+        share = f"{r['client_share']:.1%}" if r["engine"] == "dask" else ""
+        lines.append(f"| {r['input']} | {engine} | {r['workers']} | {r['rows']:,} | {r['pieces']} | "
+                     f"{r['wall_s']:.1f} | {r['plots_per_s']:,.0f} | {speedup} | {r['client_cpu_s']:.1f} | "
+                     f"{share} | {r['client_peak_mb']:.0f} | {diff} |")
     if projection:
         lines += ["", f"Projection for {PROJECTED_PLOTS:,} plots ({projection['per_worker_plots_per_s']:,.0f} "
                   f"plots/s per worker, {projection['fixed_s']:.1f} s fixed, {projection['rows_per_piece']:,.0f} "
@@ -242,47 +256,45 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     load_before = os.getloadavg()
     suffix = ".csv" if args.output_format == "csv" else ".parquet"
+    kinds = args.inputs.split(",")
+    counts = [int(n) for n in args.workers.split(",")]
     results: list[dict] = []
+    projection: dict = {}
     with tempfile.TemporaryDirectory(prefix="bench-dask-") as tmp:
         folder = Path(tmp)
-        inputs = make_input(args.source, args.rows, args.files, args.row_group, folder)
-        input_bytes = sum(p.stat().st_size for p in inputs)
-        print(f"input: {args.rows:,} plots in {len(inputs)} Parquet files", file=sys.stderr)
-        reference = folder / f"local{suffix}"
-        run = timed(score_command(args.model, inputs, reference))
-        results.append({"engine": "local", "workers": 1, **run})
-        print(f"local: {run['wall_s']:.1f} s", file=sys.stderr)
-        for workers in [int(n) for n in args.workers.split(",")]:
-            out = folder / f"dask-{workers}{suffix}"
-            with Cluster(workers, folder) as cluster:
-                cpu_before = cluster.worker_cpu_s()
-                run = timed(score_command(args.model, inputs, out, "--engine", "dask", "--scheduler", cluster.address))
-                run["worker_cpu_s"] = cluster.worker_cpu_s() - cpu_before
-                # The same command on one piece: what the client spends whatever the input.
-                probe = timed(score_command(args.model, [folder / "probe.parquet"], folder / "probe.csv",
-                                            "--engine", "dask", "--scheduler", cluster.address))  # fmt: skip
-                run["client_cpu_s_one_piece"] = probe["client_cpu_s"]
-                run["client_peak_mb_one_piece"] = probe["client_peak_mb"]
-            run["client_share"] = run["client_cpu_s"] / (run["wall_s"] * workers)
-            run |= compare(reference, out)
-            run["rejects_equal"] = (folder / "local.rejects.csv").read_bytes() == (
-                folder / f"dask-{workers}.rejects.csv").read_bytes()  # fmt: skip
-            results.append({"engine": "dask", "workers": workers, **run})
-            print(f"dask x{workers}: {run['wall_s']:.1f} s", file=sys.stderr)
-            output_bytes = size_of(out)
-            if workers != max(int(n) for n in args.workers.split(",")):
-                shutil.rmtree(out) if out.is_dir() else out.unlink()
+        parquet = make_input(args.source, args.rows, args.files, args.row_group, folder)
+        inputs = {"parquet": parquet, **one_file_inputs(parquet, folder)}
+        for kind in kinds:
+            files = inputs[kind]
+            input_bytes = sum(p.stat().st_size for p in files)
+            print(f"input: {args.rows:,} plots in {len(files)} {kind} file(s)", file=sys.stderr)
+            # The local engine on one process: the time to beat, and the output every other run
+            # on this input must equal; the same scores as the first input's (the same rows).
+            reference = folder / f"{kind}-local{suffix}"
+            results.append(run_one(kind, "local", None, 1, score_command(args.model, files, reference), None, None))
+            if kind != kinds[0]:
+                results[-1] |= compare(folder / f"{kinds[0]}-local{suffix}", reference)
+            for cluster_kind in args.clusters.split(","):
+                for workers in counts:
+                    out = folder / f"{kind}-{cluster_kind}-{workers}{suffix}"
+                    results.append(dask_run(args.model, kind, files, out, cluster_kind, workers, folder, reference))
+                    output_bytes = size_of(out)
+                    shutil.rmtree(out) if out.is_dir() else out.unlink()
+            if args.local_workers > 1:
+                out = folder / f"{kind}-pool{suffix}"
+                command = score_command(args.model, files, out, "--workers", str(args.local_workers))
+                results.append(run_one(kind, "local", None, args.local_workers, command, out, reference))
+            external = [r for r in results if r["input"] == kind and r.get("cluster") == "external"]
+            if kind == kinds[0] and external:
+                projection = project(external, args.rows, external[0]["pieces"], input_bytes, output_bytes)
     for r in results:
-        s = r.pop("summary")
-        r |= {"format": s["format"], "rows": s["input_rows"], "scored": s["scored"], "rejected": s["rejected"],
-              "pieces": s["partitions"], "plots_per_s": s["input_rows"] / r["wall_s"]}  # fmt: skip
-    one = next((r for r in results if r["engine"] == "dask" and r["workers"] == 1), None)
-    for r in results:
-        if one is not None and r["engine"] == "dask":
-            r["speedup"] = one["wall_s"] / r["wall_s"]
-    projection = project(results, args.rows, results[0]["pieces"], input_bytes, output_bytes)
+        base = next((o for o in results if (o["input"], o["engine"], o.get("cluster"), o["workers"])
+                     == (r["input"], r["engine"], r.get("cluster"), 1)), None)  # fmt: skip
+        if base is not None and r is not base:
+            r["speedup"] = base["wall_s"] / r["wall_s"]
     report = {
-        "benchmark": "batch scoring on an external Dask scheduler and workers, against the local engine",
+        "benchmark": "batch scoring on a Dask cluster (external workers, or the local cluster --workers starts) "
+                     "and on local processes, against the local engine, for Parquet files, one CSV and one zip",
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": " ".join(["python benchmarks/bench_dask.py", *(argv if argv is not None else sys.argv[1:])]),
         "model": {"dir": str(args.model), "id": read_card(args.model).id},
@@ -295,12 +307,66 @@ def main(argv: list[str] | None = None) -> int:
     args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print(markdown(results, projection))
     print(f"\nwritten {args.json}", file=sys.stderr)
-    bad = [r for r in results if r["engine"] == "dask" and not (
-        r["same_ids"] and r["max_abs_diff"] < 1e-9 and r["rejects_equal"] and r["rejected"] == EMPTY_PLOTS)]
+    bad = [r for r in results if "rejects_equal" in r and not (
+        r["same_ids"] and r["max_abs_diff"] < 1e-9 and r["rejects_equal"] and r["rejected"] == EMPTY_PLOTS
+        and (r["same_bytes"] or r["format"] != "csv"))]
     if bad:
-        print(f"error: {len(bad)} Dask output(s) differ from the local engine's", file=sys.stderr)
+        print(f"error: {len(bad)} output(s) differ from the local engine's", file=sys.stderr)
         return 1
     return 0
+
+
+def one_file_inputs(parquet: list[Path], folder: Path) -> dict[str, list[Path]]:
+    """The rows of the Parquet files as one CSV file, and as that CSV alone in a zip."""
+    frame = pd.concat(pd.read_parquet(p) for p in parquet)
+    csv_path = folder / "plots.csv"
+    frame.to_csv(csv_path, index=False)
+    zip_path = folder / "plots.zip"
+    with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.write(csv_path, "plots.csv")
+    return {"csv": [csv_path], "zip": [zip_path]}
+
+
+def dask_run(model: Path, kind: str, files: list[Path], out: Path, cluster_kind: str, workers: int,
+             folder: Path, reference: Path) -> dict:  # fmt: skip
+    """One ``--engine dask`` run: on external workers started here, or on the local cluster
+    that ``--workers`` starts (whose workers' CPU is then the command's children's)."""
+    if cluster_kind == "local":
+        run = run_one(kind, "dask", "local", workers,
+                      score_command(model, files, out, "--engine", "dask", "--workers", str(workers)), out, reference)
+        print(f"{kind}: dask, local cluster x{workers}: {run['wall_s']:.1f} s", file=sys.stderr)
+        return run
+    with Cluster(workers, folder) as cluster:
+        cpu_before = cluster.worker_cpu_s()
+        run = run_one(kind, "dask", "external", workers,
+                      score_command(model, files, out, "--engine", "dask", "--scheduler", cluster.address),
+                      out, reference)  # fmt: skip
+        run["worker_cpu_s"] = cluster.worker_cpu_s() - cpu_before
+        # The same command on one piece: what the client spends whatever the input.
+        probe = timed(score_command(model, [folder / "probe.parquet"], folder / "probe.csv",
+                                    "--engine", "dask", "--scheduler", cluster.address))  # fmt: skip
+        run["client_cpu_s_one_piece"] = probe["client_cpu_s"]
+    print(f"{kind}: dask, external x{workers}: {run['wall_s']:.1f} s", file=sys.stderr)
+    return run
+
+
+def rejects_of(output: Path) -> Path:
+    return output.with_name(output.name.split(".")[0] + ".rejects.csv")
+
+
+def run_one(kind: str, engine: str, cluster: str | None, workers: int, command: list[str], out: Path,
+            reference: Path | None) -> dict:  # fmt: skip
+    run = {"input": kind, "engine": engine, "cluster": cluster, "workers": workers, **timed(command)}
+    summary = run.pop("summary")
+    run |= {"format": summary["format"], "rows": summary["input_rows"], "scored": summary["scored"],
+            "rejected": summary["rejected"], "pieces": summary["partitions"],
+            "plots_per_s": summary["input_rows"] / run["wall_s"],
+            "client_share": run["client_cpu_s"] / (run["wall_s"] * workers)}  # fmt: skip
+    if reference is not None:
+        run |= compare(reference, out)
+        run["same_bytes"] = out.is_file() and out.read_bytes() == reference.read_bytes()
+        run["rejects_equal"] = rejects_of(reference).read_bytes() == rejects_of(out).read_bytes()
+    return run
 
 
 if __name__ == "__main__":

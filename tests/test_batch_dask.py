@@ -8,6 +8,7 @@ worker once, connecting, starting a cluster, surviving a killed worker or a kill
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -16,26 +17,32 @@ import signal
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import dask
 import pandas as pd
 import pytest
+from tests.support.needs import need_module
 from typer.testing import CliRunner
 
 from moviegenre.batch import inputs as batch_input
 from moviegenre.batch.outputs import SUCCESS_MARKER
-from moviegenre.batch.scoring import LocalEngine, score_files
+from moviegenre.batch.scoring import LocalEngine
+from moviegenre.batch.scoring import score_files as _score_files
 from moviegenre.cli import app
+from moviegenre.core import tables
 from moviegenre.core.data import read_table
 from moviegenre.core.errors import DataError, ModelError, MovieGenreError
 
-distributed = pytest.importorskip("distributed")  # the optional dask extra
+distributed = need_module("distributed")  # the optional dask extra
 
 from moviegenre.batch.dask_engine import DaskEngine  # noqa: E402
 
 #: Plots per Parquet row group in the test inputs, and the pieces they make.
 ROW_GROUP = 250
+#: Every row group its own piece, so small inputs still make many tasks.
+score_files = functools.partial(_score_files, piece_rows=ROW_GROUP)
 
 
 def _local_cluster(workers: int = 2):
@@ -50,10 +57,15 @@ def cluster():
         yield local_cluster.scheduler_address
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def small_pieces(monkeypatch):
-    """Every row group its own piece, so small inputs still make many tasks."""
-    monkeypatch.setattr(batch_input, "PIECE_ROWS", ROW_GROUP)
+    """The CLI cuts pieces of :data:`ROW_GROUP` rows."""
+    from moviegenre.core.settings import get_settings
+
+    monkeypatch.setenv("MOVIEGENRE_PIECE_ROWS", str(ROW_GROUP))
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
 
 
 @pytest.fixture(scope="module")
@@ -74,9 +86,7 @@ def parquet_parts(tmp_path_factory, testing_zip) -> Path:
 def local_csv(tmp_path_factory, small_model, parquet_parts) -> Path:
     """The local engine's output on the three Parquet parts: the reference."""
     out = tmp_path_factory.mktemp("local") / "scores.csv"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(batch_input, "PIECE_ROWS", ROW_GROUP)
-        score_files(LocalEngine(small_model), [str(parquet_parts / "part-*.parquet")], out)
+    score_files(LocalEngine(small_model), [str(parquet_parts / "part-*.parquet")], out)
     return out
 
 
@@ -90,7 +100,9 @@ def test_workers_read_and_write_the_parts_and_the_output_is_the_local_engines(
     def not_here(*args):
         raise AssertionError("the client read or scored a piece: the workers must")
 
-    monkeypatch.setattr(batch_input, "read_piece", not_here)  # in this process only
+    # In this process only: the workers are processes of their own.
+    monkeypatch.setattr(batch_input, "_read_parquet_piece", not_here)
+    monkeypatch.setattr(tables, "_data_records", not_here)
     counts: list[tuple[int, int]] = []
     engine = DaskEngine(small_model_dir, scheduler=cluster)
     inputs = [str(parquet_parts / "part-*.parquet")]
@@ -99,7 +111,7 @@ def test_workers_read_and_write_the_parts_and_the_output_is_the_local_engines(
     assert (tmp_path / "scores.csv").read_bytes() == local_csv.read_bytes()
     assert (summary.input_rows, summary.scored, summary.rejected) == (3383, 3380, 3)
     assert (summary.engine, summary.format, summary.partitions, summary.workers) == ("dask", "csv", 14, 2)
-    assert counts[0] == (0, 14) and counts[-1] == (14, 14) and len(counts) == 15
+    assert counts[0] == (0, 3383) and counts[-1] == (3383, 3383) and len(counts) == 15  # rows, per piece
     # The model went to each worker once, not once per piece.
     assert 1 <= engine.model_loads <= summary.workers < summary.partitions
     rejects = pd.read_csv(summary.rejects, dtype=str)
@@ -111,6 +123,7 @@ def test_workers_read_and_write_the_parts_and_the_output_is_the_local_engines(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["scores.csv", "scores.rejects.csv"]
 
     parquet = score_files(DaskEngine(small_model_dir, scheduler=cluster), inputs, tmp_path / "scores.parquet")
+    monkeypatch.undo()  # this process reads again, for the local engine
     local = score_files(LocalEngine(small_model), inputs, tmp_path / "local.parquet")
     names = sorted(p.name for p in parquet.output.iterdir())
     assert names == sorted(p.name for p in local.output.iterdir())
@@ -155,8 +168,38 @@ def test_rejects_are_the_local_engines(cluster, small_model, small_model_dir, tm
     assert summary.rejects.read_bytes() == (local.parent / "out.rejects.csv").read_bytes()
 
 
+@pytest.mark.parametrize("container", ["csv", "zip"])
+def test_one_csv_file_is_cut_and_scored_on_the_workers_into_the_local_engines_bytes(
+    cluster, small_model, small_model_dir, testing_zip, tmp_path, monkeypatch, container
+):
+    """The testing file as one CSV (or one zip) whose plots hold quoted line breaks, CRLF
+    included, some right where pieces meet: 14 pieces, cut and scored by the workers."""
+    frame = read_table(testing_zip).reset_index()
+    for row in range(0, len(frame), 83):  # 83 is prime: breaks land on and around piece boundaries
+        frame.loc[row, "plot"] = frame.loc[row, "plot"].replace(" . ", " .\r\n", 1) + "\n"
+    frame.loc[[7, ROW_GROUP, 2 * ROW_GROUP + 1], "plot"] = "  "
+    source = tmp_path / "movies.csv"
+    frame.to_csv(source, index=False, lineterminator="\r\n")
+    if container == "zip":
+        with zipfile.ZipFile(tmp_path / "movies.zip", "w", zipfile.ZIP_DEFLATED) as archive:
+            archive.write(source, "movies.csv")
+        source = tmp_path / "movies.zip"
+    local = score_files(LocalEngine(small_model), [source], tmp_path / "local" / "out.csv")
+
+    def not_here(*args):
+        raise AssertionError("the client parsed rows: the workers must")
+
+    monkeypatch.setattr(tables, "_data_records", not_here)  # in this process only
+    summary = score_files(DaskEngine(small_model_dir, scheduler=cluster), [source], tmp_path / "dask" / "out.csv")
+    assert (summary.input_rows, summary.scored, summary.rejected, summary.partitions) == (3383, 3380, 3, 14)
+    assert summary.output.read_bytes() == local.output.read_bytes()
+    assert summary.rejects.read_bytes() == local.rejects.read_bytes()
+    assert pd.read_csv(summary.rejects)["row"].tolist() == [8, ROW_GROUP + 1, 2 * ROW_GROUP + 2]
+    assert sorted(p.name for p in (tmp_path / "dask").iterdir()) == ["out.csv", "out.rejects.csv"]
+
+
 def test_cli_starts_a_local_cluster_and_matches_the_local_engine(
-    small_model, small_model_dir, parquet_parts, tmp_path
+    small_model, small_model_dir, parquet_parts, tmp_path, small_pieces
 ):
     part = parquet_parts / "part-3.parquet"
     local = tmp_path / "local.csv"
@@ -175,7 +218,7 @@ def test_cli_starts_a_local_cluster_and_matches_the_local_engine(
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--workers", "2"], "--workers and --scheduler need --engine dask"),
+        (["--scheduler", "tcp://x:1"], "--scheduler needs --engine dask"),
         (["--engine", "dask", "--workers", "2", "--scheduler", "tcp://x:1"], "not both"),
         (["--engine", "spark"], "spark"),
     ],
@@ -245,7 +288,7 @@ def test_a_worker_killed_midway_is_replaced_and_the_output_is_complete(
     killed: list[int] = []
 
     def kill_after_three(done: int, total: int) -> None:
-        if done == 3 and not killed:
+        if done >= 3 * ROW_GROUP and not killed:  # three pieces in
             killed.append(_kill_a_busy_worker(cluster))
 
     out = tmp_path / "scores.csv"
@@ -263,7 +306,7 @@ def test_workers_that_keep_dying_give_a_clear_error_and_no_output(small_model_di
     (out / SUCCESS_MARKER).write_text("", encoding="utf-8")  # a finished output from an earlier run
     with dask.config.set({"distributed.scheduler.allowed-failures": 0}), _local_cluster() as one_strike:
         def kill_after_two(done: int, total: int) -> None:
-            if done == 2:
+            if 2 * ROW_GROUP <= done < 3 * ROW_GROUP:  # two pieces in
                 _kill_a_busy_worker(one_strike.scheduler_address)
 
         with pytest.raises(MovieGenreError, match=r"Dask workers kept dying while scoring .*out of memory"):

@@ -6,14 +6,19 @@ the local engine's bytes is in ``test_batch_dask.py``.
 
 from __future__ import annotations
 
+import json
+import shutil
 import zipfile
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from typer.testing import CliRunner
 
 from moviegenre.batch.outputs import SUCCESS_MARKER
+from moviegenre.batch.pool_engine import ProcessEngine
 from moviegenre.batch.scoring import LocalEngine, score_files
+from moviegenre.cli import app
 from moviegenre.core.errors import DataError
 from moviegenre.core.tables import csv_frames, csv_spans, local_opener
 
@@ -115,3 +120,32 @@ def test_a_failure_in_a_later_piece_leaves_no_output_and_no_copy(small_model, tm
     assert str(cut.value) == f"{tmp_path / 'in.zip'}{str(whole.value).removeprefix('in.zip')}"
     assert str(whole.value) == "in.zip is not a well-formed CSV: the row starting on line 55 opens a quote that is never closed"
     assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_a_pool_of_processes_writes_one_process_bytes(small_model, small_model_dir, tmp_path):
+    path = write_csv(tmp_path / "in.csv", tricky_rows(41))
+    one = score_files(LocalEngine(small_model), [path], tmp_path / "one.csv", piece_rows=4)
+    with ProcessEngine(small_model_dir, workers=2) as pool:
+        assert pool.workers == 2
+        two = score_files(pool, [path], tmp_path / "two.csv", piece_rows=4)
+    assert (two.engine, two.workers, two.partitions, two.input_rows, two.rejected) == ("local", 2, 11, 41, 8)
+    assert Path(two.output).read_bytes() == Path(one.output).read_bytes()
+    assert Path(two.rejects).read_bytes() == Path(one.rejects).read_bytes()
+
+
+def test_the_cli_scores_on_several_processes_and_a_bad_model_is_one_line(small_model_dir, tmp_path):
+    path = write_csv(tmp_path / "in.csv", tricky_rows(12))
+    args = ["score", str(path), "-o", str(tmp_path / "out.csv"), "--workers", "2", "--quiet"]
+    result = CliRunner().invoke(app, [*args, "--model", str(small_model_dir)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["workers"] == 2
+    assert pd.read_csv(tmp_path / "out.csv").shape == (10, 25)
+
+    broken = tmp_path / "broken"
+    shutil.copytree(small_model_dir, broken)
+    (broken / "model.skops").write_bytes(b"not a model")
+    result = CliRunner().invoke(app, [*args, "--model", str(broken)])
+    assert result.exit_code == 2, result.output  # a model error
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr
+    assert "model.skops has been altered or truncated" in result.stderr
+    assert "Traceback" not in result.output

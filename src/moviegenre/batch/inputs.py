@@ -38,17 +38,14 @@ from moviegenre.batch.outputs import ID_COLUMN, PartWriter, url_to_fs
 from moviegenre.core.data import require_columns, row_problems
 from moviegenre.core.errors import DataError
 from moviegenre.core.items import to_frame
+from moviegenre.core.parquet import check_parquet, parquet_errors, parquet_frame, pyarrow_parquet
 from moviegenre.core.tables import (
     CSV_SUFFIXES,
     CsvSpan,
-    check_parquet,
     csv_frames,
     csv_spans,
     file_opener,
     local_opener,
-    parquet_errors,
-    parquet_frame,
-    pyarrow_parquet,
     require_regular_file,
 )
 
@@ -233,6 +230,8 @@ def cut_piece(piece: Piece, piece_rows: int, max_bytes: int, writer: PartWriter)
     else:
         with writer.staged_input(piece.number) as (url, copy):
             spans = csv_spans(opener, piece.source, max_bytes, piece_rows, copy_to=copy)
+    if not spans:  # read whole, it says what is wrong with it
+        return [replace(piece, rows=0)]
     return [
         replace(piece, number=piece.number + position, url=url, first_row=span.rows_before, span=span, rows=span.rows)
         for position, span in enumerate(spans)

@@ -1,4 +1,5 @@
-"""Reading the files users hand the product: a CSV, a zip holding one CSV, or a Parquet file.
+"""Reading the CSV files users hand the product: a CSV, or a zip holding one CSV (a Parquet
+file: :mod:`moviegenre.core.parquet`).
 
 Every failure of a file is one :class:`~moviegenre.core.errors.DataError` that names the file,
 and the line, data row, zip member or column where that is known; no reader's own exception
@@ -26,14 +27,11 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO
 
 import pandas as pd
 
-from moviegenre.core.errors import DataError, MovieGenreError
-
-if TYPE_CHECKING:
-    import pyarrow as pa
+from moviegenre.core.errors import DataError
 
 #: The most columns a file's header may have.
 MAX_COLUMNS = 1_000
@@ -44,7 +42,6 @@ MAX_HEADER_BYTES = 64 * 1024
 DEFAULT_MAX_INPUT_BYTES = 2 * 1024**3
 CSV_SUFFIXES = (".csv", ".zip", ".txt")
 _BLOCK_BYTES = 1 << 20
-_TEXT_FIELDS = ("plot", "title")
 
 #: Opens the bytes of a CSV file (or of the CSV inside a zip), once per call.
 Opener = Callable[[], AbstractContextManager[IO[bytes]]]
@@ -283,7 +280,7 @@ def csv_spans(
     """Cut a CSV into spans of ``rows`` data rows (the last one shorter), in one streaming pass
     that parses it as :func:`csv_frames` does, so a quoted field's line breaks never cut a row and
     a malformed row fails here, with the same message. ``copy_to`` receives every byte read (a
-    zip member's, unzipped, to be read again by offset). A file with no rows is one empty span."""
+    zip member's, unzipped, to be read again by offset). A file with no rows has no span."""
     spans: list[CsvSpan] = []
     with open_bytes() as handle:
         source_handle = handle if copy_to is None else _Copying(handle, copy_to)
@@ -294,9 +291,7 @@ def csv_spans(
             if count % rows == 0:
                 spans.append(CsvSpan(stream.bom + offset, None, line - 1, count, 0))
             count += 1
-    if not spans:
-        return [CsvSpan(stream.bom, None, 0, 0, 0)]
-    ends = [span.start for span in spans[1:]] + [None]
+    ends = [span.start for span in spans[1:]] + [None] * bool(spans)
     return [
         CsvSpan(span.start, end, span.lines_before, span.rows_before, min(rows, count - span.rows_before))
         for span, end in zip(spans, ends, strict=True)
@@ -418,129 +413,3 @@ def read_csv_file(path: Path, source: str, max_bytes: int) -> pd.DataFrame:
     require_regular_file(path, source)
     with closing(csv_frames(local_opener(path, source), source, max_bytes)) as frames:
         return next(frames)
-
-
-# --- Parquet ------------------------------------------------------------------------------------
-
-
-def pyarrow_parquet():
-    try:
-        import pyarrow.parquet as pq
-    except ImportError:
-        from moviegenre.core.advice import install_extra
-
-        raise MovieGenreError(f"Parquet input needs pyarrow: {install_extra('parquet')}") from None
-    return pq
-
-
-@contextmanager
-def parquet_errors(source: str) -> Iterator[None]:
-    """Any failure of pyarrow on a damaged file, as one :class:`DataError` naming it."""
-    try:
-        yield
-    except MovieGenreError:
-        raise
-    except OSError as exc:
-        raise DataError(f"cannot read {source}: {exc.strerror or exc}") from None
-    except Exception as exc:  # pyarrow raises many types for a damaged file
-        raise DataError(f"{source} is not a readable Parquet file ({exc})") from None
-
-
-def check_parquet(metadata, source: str, max_bytes: int) -> pa.Schema:
-    """The file's Arrow schema, once its width, names, ID type and size are checked."""
-    import pyarrow as pa
-
-    with parquet_errors(source):
-        schema = metadata.schema.to_arrow_schema()
-        size = sum(metadata.row_group(group).total_byte_size for group in range(metadata.num_row_groups))
-    if not schema.names:
-        raise DataError(f"{source} has no columns")
-    if len(schema.names) > MAX_COLUMNS:
-        raise DataError(f"{source} has {len(schema.names):,} columns; the limit is {MAX_COLUMNS:,}")
-    refuse_duplicate_columns([str(name).strip() for name in schema.names], source)
-    id_type = schema.field(0).type
-    if pa.types.is_nested(id_type) or _is_binary(id_type):
-        raise DataError(
-            f"{source}: the ID column {schema.names[0]!r} holds {id_type}; an ID must be one integer or text value"
-        )
-    if size > max_bytes:
-        raise DataError(
-            f"{source} holds {size:,} bytes uncompressed, more than {max_bytes:,}, the limit "
-            "MOVIEGENRE_MAX_INPUT_BYTES; split it into smaller files or raise the limit"
-        )
-    return schema
-
-
-def parquet_frame(table: pa.Table, source: str, first_row: int = 0) -> pd.DataFrame:
-    """Rows of a Parquet file as a movie frame: the first column the index (integers kept as
-    nullable ``Int64``), text and numbers as text (missing as ``""``). A plot or title that is
-    not text, or a year that is neither a number nor text, keeps its value, so that the input
-    contract refuses it with its type; binary text is decoded as UTF-8, strictly."""
-    import pyarrow as pa
-
-    # Integers as pandas' nullable Int64: a missing ID or year stays missing, not a float NaN.
-    as_nullable = {getattr(pa, name)(): pd.Int64Dtype()
-                   for name in ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32")}  # fmt: skip
-    columns = {}
-    for name, column in zip(table.column_names, table.columns, strict=True):
-        kind = column.type
-        if _is_binary(kind):
-            columns[name] = _decoded(column.to_pylist(), source, name, first_row)
-        elif name != table.column_names[0] and not _as_text(name, kind):
-            columns[name] = pd.Series(["" if value is None else value for value in column.to_pylist()], dtype=object)
-        else:
-            series = column.to_pandas(types_mapper=as_nullable.get)
-            columns[name] = series if name == table.column_names[0] else _text(series)
-    frame = pd.DataFrame(columns, columns=table.column_names)
-    return frame.set_index(table.column_names[0])
-
-
-def _is_binary(kind: pa.DataType) -> bool:
-    import pyarrow as pa
-
-    checks = ("is_binary", "is_large_binary", "is_fixed_size_binary", "is_binary_view")
-    return any(getattr(pa.types, check, lambda _: False)(kind) for check in checks)
-
-
-def _as_text(name: str, kind: pa.DataType) -> bool:
-    """Whether a column of this type is read as text (as today), else kept as values."""
-    import pyarrow as pa
-
-    if pa.types.is_dictionary(kind):
-        kind = kind.value_type
-    text = pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_null(kind)
-    text = text or getattr(pa.types, "is_string_view", lambda _: False)(kind)
-    if name in _TEXT_FIELDS:
-        return text
-    if name == "year":
-        return text or pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind)
-    return True
-
-
-def _text(series: pd.Series) -> pd.Series:
-    return series.astype(object).where(series.notna(), "").astype(str)
-
-
-def _decoded(values: list, source: str, name: str, first_row: int) -> pd.Series:
-    decoded = []
-    for position, value in enumerate(values):
-        try:
-            decoded.append("" if value is None else value.decode("utf-8"))
-        except UnicodeDecodeError as exc:
-            raise DataError(
-                f"{source}: column {name!r}, data row {first_row + position + 1}, is not valid UTF-8: "
-                f"byte 0x{value[exc.start]:02x} at offset {exc.start}; write text columns as UTF-8 strings"
-            ) from None
-    return pd.Series(decoded, dtype=object)
-
-
-def read_parquet_file(path: Path, source: str, max_bytes: int) -> pd.DataFrame:
-    """A local Parquet file, whole, as :func:`parquet_frame` gives its rows."""
-    require_regular_file(path, source)
-    pq = pyarrow_parquet()
-    with parquet_errors(source):
-        parquet = pq.ParquetFile(path)
-    check_parquet(parquet.metadata, source, max_bytes)
-    with parquet_errors(source):
-        table = parquet.read()
-    return parquet_frame(table, source)
