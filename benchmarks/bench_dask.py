@@ -108,7 +108,7 @@ def score_command(model: Path, inputs: list[Path], out: Path, *extra: str) -> li
 def timed(command: list[str]) -> dict:
     """Run ``command``: its wall time, its own CPU time (user + system, without its children:
     a local cluster's workers are children of the command) and its peak memory (resident set),
-    sampled every 50 ms until it exits."""
+    sampled every 100 ms until it exits."""
     start = time.perf_counter()
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         process = subprocess.Popen(command, stdout=out, stderr=err, text=True)
@@ -119,7 +119,7 @@ def timed(command: list[str]) -> dict:
                 times = watched.cpu_times()
                 cpu = times.user + times.system
                 peak = max(peak, watched.memory_info().rss)
-            time.sleep(0.05)
+            time.sleep(0.1)
         wall = time.perf_counter() - start
         out.seek(0), err.seek(0)
         if process.returncode != 0:
