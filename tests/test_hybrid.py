@@ -232,6 +232,37 @@ def test_hybrid_blend_uses_both_models(hybrid):
     assert (coef[:, 0] > 0).sum() >= 12 and (coef[:, 1] > 0).sum() >= 12
 
 
+def test_cross_validating_the_stack_refits_only_its_blend(hybrid, sample, monkeypatch):
+    """Training's cross-validation of a blend reuses the out-of-fold scores the blend is fitted
+    on: the text model is fitted ``folds + 1`` times whatever the number of outer folds, the
+    fitted stack is the one plain ``fit`` gives, and each row's probability comes from a blend
+    and models that never saw that row."""
+    from sklearn.metrics import roc_auc_score
+    from sklearn.pipeline import Pipeline
+
+    fits = []
+    original = Pipeline.fit
+    monkeypatch.setattr(Pipeline, "fit", lambda self, *a, **k: fits.append(1) or original(self, *a, **k))
+    stages = []
+    stack = clone(hybrid.pipeline)
+    oof = stack.fit_cross_validated(sample.frame, sample.labels, folds=4, seed=0, progress=stages.append)
+    assert len(fits) == stack.folds + 1 == 4
+    assert stages == ["cross-validation fold 1/3", "cross-validation fold 2/3", "cross-validation fold 3/3",
+                      f"fitting on all {len(sample)} movies"]
+    plain = clone(hybrid.pipeline).fit(sample.frame, sample.labels)
+    # liblinear's dual solver draws from a process-wide random generator: refits agree to ~1e-4
+    np.testing.assert_allclose(stack.decision_function(sample.frame), plain.decision_function(sample.frame),
+                               rtol=0, atol=1e-3)
+    assert oof.shape == sample.labels.shape and ((oof > 0) & (oof < 1)).all()
+    seen = stack.predict_proba(sample.frame)
+    common = [g for g in range(24) if 0 < sample.labels[:, g].sum() < len(sample)]
+    in_sample = np.mean([roc_auc_score(sample.labels[:, g], seen[:, g]) for g in common])
+    held_out = np.mean([roc_auc_score(sample.labels[:, g], oof[:, g]) for g in common])
+    assert held_out < in_sample - 0.05  # the rows' own labels did not shape their scores
+    assert hybrid.metadata["metrics"]["cv"]["cv_scheme"] == (
+        "2-fold cross-validation of the blend, on 3-fold out-of-fold scores of the models it blends")
+
+
 def test_the_model_directory_holds_its_encoder_and_no_path(hybrid_dir, exported):
     meta = json.loads((hybrid_dir / "model.json").read_text())
     files = {entry["file"]: entry for entry in meta["files"]}

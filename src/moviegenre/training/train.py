@@ -131,15 +131,26 @@ def _train(kind: str, movies: Movies, params: dict[str, Any], cv_folds: int, see
     metrics: dict[str, Any] = {}
     thresholds = {genre: 0.5 for genre in GENRES}
     calibration = None
+    fitted = None
     if cv_folds >= 2:
-        oof = out_of_fold_proba(estimator, movies, cv_folds, seed, progress)
+        if hasattr(estimator, "fit_cross_validated"):  # a stack that cross-validates itself cheaply
+            fitted = clone(estimator)
+            oof = fitted.fit_cross_validated(movies.frame, movies.labels, folds=cv_folds, seed=seed,
+                                             progress=progress)
+            scheme = (f"{cv_folds}-fold cross-validation of the blend, on {fitted.folds}-fold out-of-fold "
+                      "scores of the models it blends")
+        else:
+            oof = out_of_fold_proba(estimator, movies, cv_folds, seed, progress)
+            scheme = f"{cv_folds}-fold cross-validation"
         progress("calibrating")
-        calibration = Calibration.fit(movies.labels, oof, seed=seed,
-                                      fitted_on=f"out-of-fold probabilities of {cv_folds}-fold cross-validation")
+        calibration = Calibration.fit(movies.labels, oof, seed=seed, fitted_on=f"out-of-fold probabilities of {scheme}")
         thresholds = tune_thresholds(movies.labels, calibration.apply(oof))
-        metrics = {"cv_folds": cv_folds, **_cv_metrics(movies.labels, oof, calibration, thresholds)}
-    progress(f"fitting on all {len(movies)} movies")
-    fitted = compact_for_storage(clone(estimator).fit(movies.frame, movies.labels))
+        metrics = {"cv_folds": cv_folds, "cv_scheme": scheme,
+                   **_cv_metrics(movies.labels, oof, calibration, thresholds)}
+    if fitted is None:
+        progress(f"fitting on all {len(movies)} movies")
+        fitted = clone(estimator).fit(movies.frame, movies.labels)
+    fitted = compact_for_storage(fitted)
     seconds = time.perf_counter() - started
     created = datetime.now(UTC)
     card = {
