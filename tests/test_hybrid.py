@@ -247,7 +247,7 @@ def test_cross_validating_the_stack_refits_only_its_blend(hybrid, sample, monkey
     stack = clone(hybrid.pipeline)
     oof = stack.fit_cross_validated(sample.frame, sample.labels, folds=4, seed=0, progress=stages.append)
     assert len(fits) == stack.folds + 1 == 4
-    assert stages == ["cross-validation fold 1/3", "cross-validation fold 2/3", "cross-validation fold 3/3",
+    assert stages == ["embedding the movies", "cross-validation fold 1/3", "cross-validation fold 2/3", "cross-validation fold 3/3",
                       f"fitting on all {len(sample)} movies"]
     plain = clone(hybrid.pipeline).fit(sample.frame, sample.labels)
     # liblinear's dual solver draws from a process-wide random generator: refits agree to ~1e-4

@@ -103,6 +103,8 @@ class HybridClassifier(ClassifierMixin, BaseEstimator):
         y = np.asarray(y)
         if y.ndim != 2:
             raise ValueError("HybridClassifier needs a 2-D 0/1 label matrix")
+        if progress is not None:
+            progress("embedding the movies")  # the static kind distils its encoder here, once per machine
         self.embedder_ = clone(self.embedder).fit(X)
         embeddings = self.embedder_.transform(X)
         embedding_model = self.embedding_model
