@@ -14,9 +14,26 @@ What is checked, for each command: it exits 0, or, when its shown output starts 
 the block is ``<!-- readme-test: no-output-check -->``, its output (stderr for an error) against
 the shown output:
 
-- shown JSON (where ``...`` may stand for array elements, key/value pairs or a value): the real
-  stdout is JSON of the same shape: every object has the keys shown, and exactly those when
-  the object is shown without ``...``. Values are not compared: numbers differ run to run.
+- shown JSON (where ``...`` may stand for array items, key/value pairs or a value): the real
+  stdout is JSON of the same shape and the same values, except those that differ run to run.
+  Every object has the keys shown, and exactly those when shown without ``...``; an array shown
+  without ``...`` has as many items, and the items shown before (after) a ``...`` are the first
+  (last) real ones. Values:
+
+  - strings, integers, ``true``, ``false`` and ``null`` equal the real ones: error codes,
+    messages, routes, kinds, file names, limits, ``"rejected": 0``;
+  - a number with a fraction (a metric, a probability, seconds) stands for any number, or
+    ``null`` (a metric the sample cannot give);
+  - a model id (``<kind>-YYYYMMDDTHHMMSSZ-<6 hex>``) is a real id of the shown kind, and the
+    counts of the data read (``rows``, ``n``, ``input_rows``, ``scored``; the test reads
+    samples, the README shows the full files) are integers. Each differs by run, but one shown
+    value is one real value in every output that shows it: the model trained is the model
+    served and explained, and ``scored`` equals ``input_rows``;
+  - a timestamp, a sha256 digest or a version has the same form as the shown one;
+  - what a model trained on the sample says, or the sample lacks (``genres``, ``genre``,
+    ``genres_without_auc``, ``term``), is genre names (:data:`moviegenre.GENRES`) or text.
+
+  A failing value is named by its path in the JSON, with the shown and the real value.
 - shown text: every shown line without ``...`` appears in the real output (stdout and stderr),
   numbers and runs of white space aside.
 
@@ -59,6 +76,7 @@ from tests.support.data import DEV_FILE, TESTING_FILE, real_data_file
 from tests.support.servers import ServerStartError, serve_in_background
 
 from conftest import REPO
+from moviegenre import GENRES
 from moviegenre.cli import app
 
 README = REPO / "README.md"
@@ -211,11 +229,50 @@ def parse_shown_json(shown: str):
     return json.loads("".join(out), object_pairs_hook=object_from)
 
 
-def json_shape_problems(shown, real, where: str = "output") -> list[str]:
-    """How ``real`` differs in shape from ``shown``: missing keys, extra keys where nothing was
-    left out, an object or array where the other was shown. Values are not compared."""
+#: Keys whose values depend on the data a command read: the test runs the README on samples
+#: (:data:`STAND_INS`), and the README shows counts of the full files. Compared across outputs.
+DATA_COUNTS = frozenset({"rows", "n", "input_rows", "scored"})
+#: Keys whose values a model trained on the sample says, or that the sample lacks: genre names
+#: (one or a list) must be genre names, terms strings.
+MODEL_SAYS = frozenset({"genres", "genre", "genres_without_auc", "term"})
+GENRE_KEYS = MODEL_SAYS - {"term"}
+#: A model id: its kind, when it was trained (UTC) and a random suffix.
+MODEL_ID = re.compile(r"(?P<kind>[a-z]+)-\d{8}T\d{6}Z-[0-9a-f]{6}")
+#: Strings that differ from run to run, by what they look like: shown and real must both match.
+RUN_STRINGS = {
+    "a timestamp": re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:?\d{2})?"),
+    "a sha256 digest": re.compile(r"[0-9a-f]{64}"),
+    "a version": re.compile(r"\d+(?:\.\d+)+(?:[.+-]?[0-9A-Za-z]+)*"),
+}
+
+
+class RunValues:
+    """The real value each shown value that differs by run (a model id, a count of the sample)
+    took first, and where: the README shows one value for one thing, so the outputs must agree."""
+
+    def __init__(self) -> None:
+        self.line: int | None = None  # the README line of the command being compared
+        self.first: dict[tuple[type, object], tuple[object, str]] = {}
+
+    def agree(self, shown, real, where: str) -> list[str]:
+        here = where if self.line is None else f"{where} (README line {self.line})"
+        first_real, first_where = self.first.setdefault((type(shown), shown), (real, here))
+        if first_real == real:
+            return []
+        return [f"{where}: got {real!r}, but {first_where} got {first_real!r}; the README shows {shown!r} for both"]
+
+
+def json_problems(
+    shown, real, where: str = "output", key: str | None = None, run: RunValues | None = None
+) -> list[str]:
+    """How ``real`` differs from ``shown``: missing keys, extra keys where nothing was left out,
+    an object or array where the other was shown, and values, as the module's docstring says.
+    ``key`` is the key that holds them; ``run`` the values earlier outputs gave (none if None)."""
+    run = RunValues() if run is None else run
     if shown == ELLIPSIS:
         return []
+    if key in MODEL_SAYS:
+        return model_says_problems(shown, real, where, key)
     if isinstance(shown, dict):
         if not isinstance(real, dict):
             return [f"{where}: shown an object, got {type(real).__name__}"]
@@ -224,19 +281,74 @@ def json_shape_problems(shown, real, where: str = "output") -> list[str]:
             problems.append(f"{where}: keys {missing} are shown but missing (real keys: {list(real)})")
         if not isinstance(shown, Abbreviated) and (extra := [k for k in real if k not in shown]):
             problems.append(f"{where}: keys {extra} are not shown; show them, or add '...'")
-        for key in shown:
-            if key in real:
-                problems += json_shape_problems(shown[key], real[key], f"{where}[{key!r}]")
+        for k in shown:
+            if k in real:
+                problems += json_problems(shown[k], real[k], f"{where}[{k!r}]", k, run)
         return problems
     if isinstance(shown, list):
-        if not isinstance(real, list):
-            return [f"{where}: shown an array, got {type(real).__name__}"]
-        shown_items = [item for item in shown if item != ELLIPSIS]
-        return [
-            p
-            for k, (s, r) in enumerate(zip(shown_items, real, strict=False))
-            for p in json_shape_problems(s, r, f"{where}[{k}]")
-        ]
+        return array_problems(shown, real, where, run)
+    return value_problems(shown, real, where, key, run)
+
+
+def array_problems(shown: list, real, where: str, run: RunValues) -> list[str]:
+    """Items before the first ``...`` (and between two) are the first real items, items after
+    the last ``...`` the last; with no ``...``, the real array has as many items."""
+    if not isinstance(real, list):
+        return [f"{where}: shown an array, got {type(real).__name__}"]
+    if ELLIPSIS not in shown:
+        if len(shown) != len(real):
+            if not any(isinstance(item, dict | list) for item in shown):
+                return [f"{where}: shown {shown!r}, got {real!r}"]
+            return [f"{where}: shown {len(shown)} items, got {len(real)}"]
+        pairs = list(enumerate(zip(shown, real, strict=True)))
+    else:
+        after = len(shown) - shown[::-1].index(ELLIPSIS)
+        head = [item for item in shown[:after] if item != ELLIPSIS]
+        tail = shown[after:]
+        if len(real) < len(head) + len(tail):
+            return [f"{where}: shown at least {len(head) + len(tail)} items, got {len(real)}"]
+        start = len(real) - len(tail)
+        pairs = [*enumerate(zip(head, real, strict=False)), *enumerate(zip(tail, real[start:], strict=True), start)]
+    return [p for k, (s, r) in pairs for p in json_problems(s, r, f"{where}[{k}]", None, run)]
+
+
+def value_problems(shown, real, where: str, key: str | None, run: RunValues) -> list[str]:
+    """A shown number with a fraction stands for any number (or null: a metric the sample
+    cannot give); a count of the data agrees across outputs; a model id has the shown kind and
+    agrees across outputs; a string in :data:`RUN_STRINGS` has the same form; anything else
+    is the real value."""
+    if isinstance(shown, float):
+        if real is None or (isinstance(real, int | float) and not isinstance(real, bool)):
+            return []
+        return [f"{where}: shown a number ({shown!r}), got {real!r}"]
+    if key in DATA_COUNTS and type(shown) is int:
+        if type(real) is not int:
+            return [f"{where}: shown a count ({shown!r}), got {real!r}"]
+        return run.agree(shown, real, where)
+    if isinstance(shown, str) and (shown_id := MODEL_ID.fullmatch(shown)):
+        real_id = MODEL_ID.fullmatch(real) if isinstance(real, str) else None
+        if real_id is None or real_id["kind"] != shown_id["kind"]:
+            return [f"{where}: shown {shown!r}, got {real!r}, not the id of a {shown_id['kind']!r} model"]
+        return run.agree(shown, real, where)
+    if isinstance(shown, str):
+        for what, form in RUN_STRINGS.items():
+            if form.fullmatch(shown):
+                ok = isinstance(real, str) and form.fullmatch(real)
+                return [] if ok else [f"{where}: shown {what} ({shown!r}), got {real!r}"]
+    if type(shown) is type(real) and shown == real:
+        return []
+    return [f"{where}: shown {shown!r}, got {real!r}"]
+
+
+def model_says_problems(shown, real, where: str, key: str) -> list[str]:
+    """What a model trained on the sample says (or the sample lacks): genre names, terms."""
+    if isinstance(shown, list) != isinstance(real, list):
+        return [f"{where}: shown {shown!r}, got {real!r}"]
+    values = real if isinstance(real, list) else [real]
+    if key not in GENRE_KEYS:
+        return [] if all(isinstance(v, str) for v in values) else [f"{where}: shown text, got {real!r}"]
+    if unknown := [v for v in values if v not in GENRES]:
+        return [f"{where}: {unknown!r} are not genres (moviegenre.GENRES)"]
     return []
 
 
@@ -259,8 +371,9 @@ def text_problems(shown: str, real: str) -> list[str]:
     ]
 
 
-def output_problems(shown: str, stdout: str, stderr: str) -> list[str]:
-    """How a command's real output differs from what the README shows of it."""
+def output_problems(shown: str, stdout: str, stderr: str, run: RunValues | None = None) -> list[str]:
+    """How a command's real output differs from what the README shows of it; ``run`` holds
+    the values that differ by run as earlier outputs gave them."""
     if not shown.strip():
         return []
     try:
@@ -275,7 +388,7 @@ def output_problems(shown: str, stdout: str, stderr: str) -> list[str]:
         real = json.loads(stdout)
     except json.JSONDecodeError as exc:
         return [f"the README shows JSON, but stdout is not JSON ({exc})"]
-    return json_shape_problems(expected, real)
+    return json_problems(expected, real, run=run)
 
 
 # --- running ---------------------------------------------------------------------------------
@@ -357,6 +470,7 @@ class ReadmeRunner:
         self.text, self.workdir, self.stack = text, workdir, stack
         self.server_url: str | None = None
         self.server_error: ServerStartError | None = None
+        self.run_values = RunValues()
         bin_dir = Path(sys.prefix) / "bin"
         env = {k: v for k, v in os.environ.items() if not k.startswith("MOVIEGENRE_")}
         self.env = {
@@ -411,7 +525,8 @@ class ReadmeRunner:
         elif result.returncode != 0:
             result.problems.append(f"exited with {result.returncode}")
         elif check_output:
-            result.problems += output_problems(command.shown, result.stdout, result.stderr)
+            self.run_values.line = command.line
+            result.problems += output_problems(command.shown, result.stdout, result.stderr, self.run_values)
         return result
 
     def execute(self, argv: list[str], line: int, shown_command: str, shown: str = "") -> Result:
@@ -705,14 +820,14 @@ def test_unclosed_fence_runs_to_the_end():
 @pytest.mark.parametrize(
     ("shown", "real", "problems"),
     [
-        ('{"a": 1, "b": [1, 2]}', '{"a": 2, "b": []}', []),
-        ('{"a": 1, ...}', '{"a": 2, "z": 3}', []),
-        ('{"a": 1}', '{"a": 2, "z": 3}', ["output: keys ['z'] are not shown; show them, or add '...'"]),
-        ('{"a": 1, "b": 2}', '{"a": 2}', ["output: keys ['b'] are shown but missing (real keys: ['a'])"]),
+        ('{"a": 0.5, "b": [0.1, 0.2]}', '{"a": 2, "b": [0.3, 0.4]}', []),
+        ('{"a": 0.5, ...}', '{"a": 2.5, "z": 3}', []),
+        ('{"a": 0.5}', '{"a": 2.5, "z": 3}', ["output: keys ['z'] are not shown; show them, or add '...'"]),
+        ('{"a": 0.5, "b": 0.5}', '{"a": 2.5}', ["output: keys ['b'] are shown but missing (real keys: ['a'])"]),
         ('{"p_Action": 0.686, ..., "genres": [...]}', '{"p_Action": 0.1, "p_War": 0.2, "genres": ["War"]}', []),
         (
             '{"n": 1, "per_genre": {"Action": 0.8972, ...},\n "calibration": {...}}',
-            '{"n": 5, "per_genre": {"Action": 1, "War": 0}, "calibration": {"brier": 0.1}}',
+            '{"n": 5, "per_genre": {"Action": 1, "War": null}, "calibration": {"brier": 0.1}}',
             [],
         ),
         (
@@ -720,21 +835,105 @@ def test_unclosed_fence_runs_to_the_end():
             '{"n": 1, "label_sets": {"macro_f1": 0.6}}',
             ["output['label_sets']: keys ['micro_f1'] are shown but missing (real keys: ['macro_f1'])"],
         ),
-        ('{"a": ..., "b": 1}', '{"a": {"x": 1}, "b": 2}', []),
-        ('{\n  "a": 1,\n  ...\n  "z": 2\n}', '{"a": 1, "b": 2, "z": 3}', []),  # pretty-printed, no comma
+        ('{"a": ..., "b": 1}', '{"a": {"x": 1}, "b": 1}', []),
+        ('{\n  "a": 1,\n  ...\n  "z": 2\n}', '{"a": 1, "b": 2, "z": 2}', []),  # pretty-printed, no comma
         ('{"a": 1 ...}', '{"a": 1, "b": 2}', []),
         (
             '{"m": {"id": "x"}}',
-            '{"m": {"id": "y", "kind": "linear"}}',
+            '{"m": {"id": "x", "kind": "linear"}}',
             ["output['m']: keys ['kind'] are not shown; show them, or add '...'"],
         ),
-        ('[{"id": 1, ...}, ...]', '[{"id": 2, "g": []}, {"id": 3}]', []),
-        ('{"s": "a \\" ... b"}', '{"s": "x"}', []),  # '...' inside a string is text, not an abbreviation
+        ('[{"id": 1, ...}, ...]', '[{"id": 1, "g": []}, {"id": 3}]', []),
+        ('{"s": "a \\" ... b"}', '{"s": "a \\" ... b"}', []),  # '...' inside a string is text, not an abbreviation
         ('{"a": {}}', '{"a": []}', ["output['a']: shown an object, got list"]),
     ],
 )
 def test_json_shape(shown, real, problems):
-    assert json_shape_problems(parse_shown_json(shown), json.loads(real)) == problems
+    assert json_problems(parse_shown_json(shown), json.loads(real)) == problems
+
+
+ROUTES = '["/healthz", "/inference", "/v1/model", "/v1/predict"]'
+ID = "linear-20261203T041053Z-e4b1c4"
+
+
+@pytest.mark.parametrize(
+    ("shown", "real", "problems"),
+    [
+        (
+            '{"error": {"code": "invalid_request", "message": "no plot"}}',
+            '{"error": {"code": "unsupported_media_type", "message": "no plot"}}',
+            ["output['error']['code']: shown 'invalid_request', got 'unsupported_media_type'"],
+        ),
+        (ROUTES, ROUTES, []),
+        (
+            ROUTES,
+            '["/healthz", "/inference", "/v1/predict"]',
+            [f"output: shown {json.loads(ROUTES)!r}, got ['/healthz', '/inference', '/v1/predict']"],
+        ),
+        (ROUTES, ROUTES.replace("/v1/model", "/v1/models"), ["output[2]: shown '/v1/model', got '/v1/models'"]),
+        ('["a", ..., "z"]', '["a", "b", "c", "z"]', []),  # after the last '...': the last items
+        ('["a", ..., "z"]', '["a", "z", "c"]', ["output[2]: shown 'z', got 'c'"]),
+        ('["a", "b", ...]', '["a"]', ["output: shown at least 2 items, got 1"]),
+        ('{"p": 0.25, "auc": 0.9}', '{"p": 0.75, "auc": null}', []),  # null: a metric the sample cannot give
+        ('{"p": 0.25}', '{"p": "0.25"}', ["output['p']: shown a number (0.25), got '0.25'"]),
+        ('{"max_items": 256, "ok": true, "rejects": null}', '{"max_items": 256, "ok": true, "rejects": null}', []),
+        ('{"max_items": 256}', '{"max_items": 255}', ["output['max_items']: shown 256, got 255"]),
+        ('{"rejected": 0}', '{"rejected": false}', ["output['rejected']: shown 0, got False"]),
+        ('{"ok": true}', '{"ok": "true"}', ["output['ok']: shown True, got 'true'"]),
+        ('{"rejects": null}', '{"rejects": "x.csv"}', ["output['rejects']: shown None, got 'x.csv'"]),
+        ('{"kind": "linear"}', '{"kind": "static"}', ["output['kind']: shown 'linear', got 'static'"]),
+        ('{"rows": 5053, "n": 1263}', '{"rows": 320, "n": 80}', []),  # counts of the sample, not of the file
+        ('{"input_rows": 3383, "scored": 3383}', '{"input_rows": 200, "scored": 200}', []),
+        (
+            '{"input_rows": 3383, "scored": 3383}',
+            '{"input_rows": 200, "scored": 199}',
+            ["output['scored']: got 199, but output['input_rows'] got 200; the README shows 3383 for both"],
+        ),
+        ('{"rows": 5053}', '{"rows": "5053"}', ["output['rows']: shown a count (5053), got '5053'"]),
+        (f'{{"model": {{"id": "{ID}"}}}}', '{"model": {"id": "linear-20270101T000000Z-0a1b2c"}}', []),
+        (
+            f'{{"id": "{ID}"}}',
+            '{"id": "static-20261203T041053Z-e4b1c4"}',
+            [f"output['id']: shown '{ID}', got 'static-20261203T041053Z-e4b1c4', not the id of a 'linear' model"],
+        ),
+        (f'{{"id": "{ID}"}}', '{"id": "linear"}', [f"output['id']: shown '{ID}', got 'linear', not the id of a 'linear' model"]),
+        (
+            f'{{"id": "{ID}", "model": {{"id": "{ID}"}}}}',
+            '{"id": "linear-20270101T000000Z-0a1b2c", "model": {"id": "linear-20270101T000000Z-ffffff"}}',
+            [
+                "output['model']['id']: got 'linear-20270101T000000Z-ffffff', but output['id'] got "
+                f"'linear-20270101T000000Z-0a1b2c'; the README shows '{ID}' for both"
+            ],
+        ),
+        ('{"created_at": "2026-12-03T04:10:53Z"}', '{"created_at": "2027-01-01T00:00:00.5+00:00"}', []),
+        ('{"created_at": "2026-12-03T04:10:53Z"}', '{"created_at": "yesterday"}',
+         ["output['created_at']: shown a timestamp ('2026-12-03T04:10:53Z'), got 'yesterday'"]),  # fmt: skip
+        (f'{{"sha256": "{"a" * 64}", "numpy": "2.1.3"}}', f'{{"sha256": "{"0" * 64}", "numpy": "2.3.0rc1"}}', []),
+        ('{"genres": ["Western", "Action"]}', '{"genres": ["Drama"]}', []),  # what a model trained on a sample says
+        ('{"genres": ["Western"]}', '{"genres": ["Drama", "Cowboy"]}', ["output['genres']: ['Cowboy'] are not genres (moviegenre.GENRES)"]),
+        ('{"genres_without_auc": []}', '{"genres_without_auc": ["News"]}', []),
+        ('[{"genre": "Western", "terms": [{"term": "outlaw", "field": "plot"}, ...]}]',
+         '[{"genre": "Crime", "terms": [{"term": "gang", "field": "plot"}]}]', []),  # fmt: skip
+        ('[{"terms": [{"term": "outlaw", "field": "plot"}, ...]}]', '[{"terms": [{"term": "gang", "field": "title"}]}]',
+         ["output[0]['terms'][0]['field']: shown 'plot', got 'title'"]),  # fmt: skip
+    ],
+)
+def test_json_values(shown, real, problems):
+    assert json_problems(parse_shown_json(shown), json.loads(real)) == problems
+
+
+def test_values_that_differ_by_run_agree_across_outputs():
+    run = RunValues()
+    assert output_problems(f'{{"id": "{ID}", "rows": 5053}}', f'{{"id": "{ID[:-1]}0", "rows": 320}}', "", run) == []
+    run.line = 40
+    assert output_problems(f'{{"model": {{"id": "{ID}"}}}}', f'{{"model": {{"id": "{ID[:-1]}0"}}}}', "", run) == []
+    assert output_problems(f'{{"model": {{"id": "{ID}"}}}}', f'{{"model": {{"id": "{ID}"}}}}', "", run) == [
+        f"output['model']['id']: got '{ID}', but output['id'] got '{ID[:-1]}0'; the README shows '{ID}' for both"
+    ]
+    run.line = 50
+    assert output_problems('{"rows": 5053}', '{"rows": 321}', "", run) == [
+        "output['rows']: got 321, but output['rows'] got 320; the README shows 5053 for both"
+    ]
 
 
 def test_non_json_output_is_compared_as_text():
@@ -776,7 +975,11 @@ RUNNER_SAMPLE = """\
 $ curl -LO https://example.org/datasets/dataTraining.zip
 $ curl -LO https://example.org/datasets/other.zip
 $ printf '{"a": 1, "b": {"c": 2}, "d": 3}\\n'
-{"a": 0, "b": {"c": 0}, ...}
+{"a": 1, "b": {"c": 2}, ...}
+$ printf '{"rows": 7}\\n'
+{"rows": 5053}
+$ printf '{"rows": 8}\\n'
+{"rows": 5053}
 $ echo "wrote 3 rows"
 wrote 12 rows
 $ echo "something else"
@@ -815,6 +1018,8 @@ def test_runner_runs_in_order_and_records_problems(tmp_path):
             "downloads ['other.zip'], for which the test has no stand-in (it has ['dataTraining.zip', 'dataTesting.zip'])"
         ],
         [],
+        [],
+        ["output['rows']: got 8, but output['rows'] (README line 6) got 7; the README shows 5053 for both"],
         [],
         ["shown line not in the output: 'wrote 12 rows'"],
         [],
