@@ -267,3 +267,47 @@ def test_bundle_round_trip_keeps_every_array(small_model, tmp_path):
     loaded = load_bundle(path)
     assert np.array_equal(loaded.coef, small_model.scorer.coef) and loaded.coef.dtype == np.float32
     assert [b.vectorizer.width for b in loaded.blocks] == [b.vectorizer.width for b in small_model.scorer.blocks]
+
+
+# --- precomputed words of the char_wb block ------------------------------------------------------
+
+
+def char_block(fast):
+    return next(b.vectorizer for b in fast.blocks if getattr(b.vectorizer, "analyzer", None) == "char_wb")
+
+
+def test_precomputed_words_have_the_columns_computed_on_the_fly(small_model):
+    vectorizer = char_block(small_model.scorer)
+    words, lengths, columns = vectorizer.known_words()
+    assert len(words) > 1000 and {"the", "western", ",", "a"} <= set(words)
+    indptr = np.concatenate([[0], np.cumsum(lengths)])
+    for k in range(0, len(words), 7):
+        assert np.array_equal(columns[indptr[k] : indptr[k + 1]], vectorizer._char_wb_word(words[k]))
+
+
+def test_a_bundle_keeps_the_precomputed_words_and_they_change_no_feature(small_model, testing_frame, tmp_path):
+    path = tmp_path / BUNDLE_FILE
+    save_bundle(small_model.scorer, path)
+    loaded = load_bundle(path)
+    words, lengths, columns = char_block(loaded).known_words()
+    expected = char_block(small_model.scorer).known_words()
+    assert words == expected[0] and np.array_equal(lengths, expected[1]) and np.array_equal(columns, expected[2])
+    bare = load_bundle(path)
+    char_block(bare).precompute_words([])  # nothing known: every word computed when met
+    plots = list(testing_frame["plot"][:300])
+    for fast in (loaded, bare):
+        assert np.array_equal(fast.transform(plots).toarray(), small_model.scorer.transform(plots).toarray())
+
+
+def test_words_met_past_the_cache_size_are_forgotten_not_mixed_up(small_model, small_model_dir, testing_frame,
+                                                                 monkeypatch):
+    monkeypatch.setattr("moviegenre.fast.linear.WORD_CACHE_SIZE", 40)
+    fast = load_bundle(small_model_dir / BUNDLE_FILE)
+    vectorizer = char_block(fast)
+    plots = list(testing_frame["plot"][:60])
+    expected = [char_block(small_model.scorer).features(plot) for plot in plots]
+    for _ in range(2):
+        for plot, (ids, values) in zip(plots, expected, strict=True):
+            got_ids, got_values = vectorizer.features(plot)
+            assert np.array_equal(got_ids, ids) and np.array_equal(got_values, values)
+            assert vectorizer._n_rows - vectorizer._known_rows <= max(40, len(set(plot.lower().split())))

@@ -23,7 +23,7 @@ from moviegenre.fast.static import FastStatic, StaticTable
 
 BUNDLE_FILE = "fast.npz"
 #: The layout of the file, whatever form it holds.
-BUNDLE_FORMAT = 3
+BUNDLE_FORMAT = 4
 #: The compiled forms a bundle holds, by their ``form`` tag: a linear model (its blocks'
 #: vocabularies and the coefficients), or a static model (the linear model's arrays, plus the
 #: static table, its tokenizer, the embedding model and the blend).
@@ -78,6 +78,12 @@ def _linear_arrays(fast: FastLinear) -> tuple[dict[str, Any], dict[str, np.ndarr
             arrays[f"terms_{i}"] = _json_bytes(vectorizer.terms)
             if vectorizer.idf is not None:
                 arrays[f"idf_{i}"] = vectorizer.idf
+            if vectorizer.analyzer == "char_wb":
+                words, lengths, columns = vectorizer.known_words()
+                if words:
+                    arrays[f"known_words_{i}"] = _json_bytes(words)
+                    arrays[f"known_lengths_{i}"] = lengths.astype(_smallest_uint(int(lengths.max())))
+                    arrays[f"known_columns_{i}"] = columns.astype(_smallest_uint(vectorizer.width - 1))
     coef = np.ascontiguousarray(fast.coef)
     config = {"blocks": blocks, "coef_dtype": coef.dtype.str, "coef_shape": list(coef.shape)}
     arrays["coef_planes"] = coef.view(np.uint8).reshape(-1, coef.dtype.itemsize).T.copy()
@@ -188,9 +194,16 @@ def _block_from(i: int, spec: dict[str, Any], bundle: Any) -> Block:
             sublinear_tf=bool(spec["sublinear_tf"]),
             norm=spec["norm"],
         )
+        if spec["analyzer"] == "char_wb" and f"known_words_{i}" in bundle.files:
+            vectorizer.precompute_words(json.loads(bundle[f"known_words_{i}"].tobytes()),
+                                        bundle[f"known_lengths_{i}"], bundle[f"known_columns_{i}"])
     else:
         raise ValueError(f"block {i} has analyzer {spec['analyzer']!r}")
     return Block(str(spec["name"]), spec["column"], vectorizer, float(spec["weight"]))
+
+
+def _smallest_uint(largest: int) -> type:
+    return next(dtype for dtype in (np.uint8, np.uint16, np.uint32, np.uint64) if largest <= np.iinfo(dtype).max)
 
 
 def _json_bytes(value: Any) -> np.ndarray:

@@ -18,7 +18,7 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from itertools import filterfalse, repeat
+from itertools import chain, filterfalse, repeat
 from typing import Any
 
 import numpy as np
@@ -31,6 +31,10 @@ WORD_CACHE_SIZE = 100_000
 
 _EMPTY_IDS = np.zeros(0, dtype=np.int64)
 _EMPTY_VALUES = np.zeros(0, dtype=np.float64)
+_EMPTY_LENGTHS = np.zeros(0, dtype=np.int64)
+_EMPTY_COLUMNS = np.zeros(0, dtype=np.int32)
+#: scikit-learn's default ``token_pattern``: its tokens never span whitespace.
+DEFAULT_TOKEN_PATTERN = r"(?u)\b\w\w+\b"
 
 
 # --- vectorizers ---------------------------------------------------------------------------
@@ -45,7 +49,7 @@ class TfidfText:
     idf: np.ndarray | None
     ngram_range: tuple[int, int]
     lowercase: bool = True
-    token_pattern: str = r"(?u)\b\w\w+\b"
+    token_pattern: str = DEFAULT_TOKEN_PATTERN
     stop_words: list[str] | None = None
     sublinear_tf: bool = False
     norm: str | None = "l2"
@@ -55,7 +59,16 @@ class TfidfText:
         self.vocabulary = dict(zip(self.terms, range(len(self.terms)), strict=True))
         self._stop = frozenset(self.stop_words) if self.stop_words else None
         self._findall = re.compile(self.token_pattern).findall
-        self._word_cache: dict[str, np.ndarray] = {}
+        # word analyzer: whitespace-separated word -> its tokens (stop words dropped), when
+        # the token pattern cannot match across whitespace
+        self._split_tokens = self.token_pattern == DEFAULT_TOKEN_PATTERN
+        self._word_cache: dict[str, tuple[str, ...]] = {}
+        # char_wb analyzer: word -> row of a CSR table of its n-grams' columns (sorted, one
+        # entry per occurrence). The first rows are the known words (precompute_words), stored
+        # in the bundle; words met later are appended, up to WORD_CACHE_SIZE of them.
+        self._known_words: list[str] = []
+        self._known_index: dict[str, int] = {}
+        self._set_rows(_EMPTY_LENGTHS, _EMPTY_COLUMNS)
 
     @property
     def width(self) -> int:
@@ -72,6 +85,83 @@ class TfidfText:
             "norm": self.norm,
             "use_idf": self.idf is not None,
         }
+
+    # --- the precomputed words of a char_wb vectorizer -----------------------------------------
+
+    def precompute_words(self, words: Sequence[str], lengths: np.ndarray | None = None,
+                         columns: np.ndarray | None = None) -> None:
+        """Know the n-gram columns of ``words`` (whitespace-free, already lower-cased as the
+        vectorizer reads them) before they are met: computed here, or as ``lengths`` (columns
+        per word) and ``columns`` (every word's sorted columns, one after the other), as
+        :meth:`known_words` gave them (from a bundle)."""
+        if self.analyzer != "char_wb":
+            raise ValueError(f"a {self.analyzer!r} vectorizer has no precomputed words")
+        words = list(words)
+        index = dict(zip(words, range(len(words)), strict=True))
+        if len(index) != len(words):
+            raise ValueError("precomputed words must be distinct")
+        if lengths is None or columns is None:
+            rows = [self._char_wb_list(word) for word in words]
+            lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
+            columns = np.fromiter(chain.from_iterable(rows), dtype=np.int32, count=int(lengths.sum()))
+        lengths = np.asarray(lengths)
+        columns = np.asarray(columns)
+        if lengths.shape != (len(words),) or lengths.dtype.kind not in "iu" or columns.dtype.kind not in "iu":
+            raise ValueError(f"{len(words)} precomputed words with {lengths.shape} lengths")
+        if columns.ndim != 1 or (lengths.size and lengths.min() < 0) or int(lengths.sum()) != columns.size:
+            raise ValueError("precomputed word lengths do not add up to their columns")
+        if columns.size and (columns.min() < 0 or columns.max() >= self.width):
+            raise ValueError("precomputed word columns out of range")
+        self._known_words = words
+        self._known_index = index
+        self._set_rows(lengths.astype(np.int64), columns.astype(np.int32))
+
+    def known_words(self) -> tuple[list[str], np.ndarray, np.ndarray]:
+        """The precomputed words, their lengths and columns (see :meth:`precompute_words`)."""
+        n = len(self._known_words)
+        indptr = self._indptr[: n + 1]
+        return list(self._known_words), np.diff(indptr), self._columns[: indptr[-1]].copy()
+
+    def _set_rows(self, lengths: np.ndarray, columns: np.ndarray) -> None:
+        n = lengths.size
+        self._indptr = np.zeros(n + 1 + 1024, dtype=np.int64)
+        np.cumsum(lengths, out=self._indptr[1 : n + 1])
+        self._columns = np.empty(columns.size + 16_384, dtype=np.int32)
+        self._columns[: columns.size] = columns
+        self._known_rows = n
+        self._reset_rows()
+
+    def _reset_rows(self) -> None:
+        """Forget the words met since the precomputed ones."""
+        self._row_of = self._known_index.copy()
+        self._n_rows = self._known_rows
+
+    def _add_rows(self, words: Sequence[str]) -> bool:
+        """Append the rows of those of ``words`` that have none to the table; True if it had to
+        forget the other words met so far (past WORD_CACHE_SIZE of them) first."""
+        distinct = list(dict.fromkeys(words))
+        words = [word for word in distinct if word not in self._row_of]
+        reset = self._n_rows - self._known_rows + len(words) > WORD_CACHE_SIZE
+        if reset:
+            self._reset_rows()
+            words = [word for word in distinct if word not in self._row_of]
+        rows = [self._char_wb_list(word) for word in words]
+        lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
+        start_row, end_row = self._n_rows, self._n_rows + len(rows)
+        start = int(self._indptr[start_row])
+        end = start + int(lengths.sum())
+        if end_row + 1 > self._indptr.size:
+            self._indptr = np.concatenate([self._indptr, np.zeros(max(end_row + 1, 2 * self._indptr.size), np.int64)])
+        if end > self._columns.size:
+            self._columns = np.concatenate([self._columns, np.empty(max(end, 2 * self._columns.size), np.int32)])
+        np.cumsum(lengths, out=self._indptr[start_row + 1 : end_row + 1])
+        self._indptr[start_row + 1 : end_row + 1] += start
+        self._columns[start:end] = np.fromiter(chain.from_iterable(rows), dtype=np.int32, count=end - start)
+        self._row_of.update(zip(words, range(start_row, end_row), strict=True))
+        self._n_rows = end_row
+        return reset
+
+    # --- features ---------------------------------------------------------------------------
 
     def features(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         """Sorted column indices and TF-IDF values of ``text``: one row of ``transform``."""
@@ -92,7 +182,7 @@ class TfidfText:
             np.log(values, out=values)
             values += 1.0
         if self.idf is not None:
-            values *= self.idf[ids]
+            values *= self.idf.take(ids)
         if self.norm == "l2":
             # normalize sums the squares one by one, left to right: cumsum does too.
             total = float(np.cumsum(values * values)[-1])
@@ -100,64 +190,100 @@ class TfidfText:
                 values /= math.sqrt(total)
         return ids, values
 
+    def _tokens(self, text: str) -> list[str]:
+        if not self._split_tokens:
+            tokens = self._findall(text)
+            if self._stop is not None:
+                tokens = list(filterfalse(self._stop.__contains__, tokens))
+            return tokens
+        # The default pattern's tokens are runs of word characters, which whitespace ends: the
+        # text's tokens are its whitespace-separated words' tokens, each word's looked up once.
+        words = text.split()
+        try:
+            return list(chain.from_iterable(map(self._word_cache.__getitem__, words)))
+        except KeyError:
+            pass
+        cache = self._word_cache
+        fresh = [word for word in dict.fromkeys(words) if word not in cache]
+        if len(cache) + len(fresh) > WORD_CACHE_SIZE:
+            cache.clear()
+            fresh = list(dict.fromkeys(words))
+        stop = self._stop
+        for word in fresh:
+            found = self._findall(word)
+            cache[word] = tuple(found if stop is None else filterfalse(stop.__contains__, found))
+        return list(chain.from_iterable(map(cache.__getitem__, words)))
+
     def _word_counts(self, text: str) -> tuple[np.ndarray, np.ndarray]:
-        tokens = self._findall(text)
-        if self._stop is not None:
-            tokens = list(filterfalse(self._stop.__contains__, tokens))
+        tokens = self._tokens(text)
         grams = _word_ngrams(tokens, self.ngram_range)
         ids = np.fromiter(map(self.vocabulary.get, grams, repeat(-1)), dtype=np.int64, count=len(grams))
         ids = ids[ids >= 0]
         if not ids.size:
             return _EMPTY_IDS, _EMPTY_VALUES
-        unique, counts = np.unique(ids, return_counts=True)
-        return unique, counts.astype(np.float64)
+        return _counted(ids)
 
     def _char_wb_counts(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         # A document's char_wb n-grams are those of its whitespace-separated words taken one
-        # by one, so each distinct word is analysed once and its n-grams' columns cached.
+        # by one, so each distinct word's n-gram columns are a row of a table, computed once.
         # (scikit-learn first turns whitespace runs into one space; split() alone splits the
         # same way, on the same whitespace characters.)
         words = text.split()
         if not words:
             return _EMPTY_IDS, _EMPTY_VALUES
-        try:
-            entries = list(map(self._word_cache.__getitem__, words))
-        except KeyError:
-            entries = self._analyse_words(words)
-        ids = np.concatenate(entries)
-        if not ids.size:
+        rows = np.fromiter(map(self._row_of.get, words, repeat(-1)), dtype=np.int64, count=len(words))
+        if rows.min() < 0:
+            if self._add_rows(words):  # the table was reset: every row may have moved
+                rows = np.fromiter(map(self._row_of.__getitem__, words), dtype=np.int64, count=len(words))
+            else:
+                missing = np.flatnonzero(rows < 0)
+                rows[missing] = list(map(self._row_of.__getitem__, map(words.__getitem__, missing.tolist())))
+        indptr = self._indptr
+        starts = indptr.take(rows)
+        lengths = indptr.take(rows + 1)
+        lengths -= starts
+        ends = np.cumsum(lengths)
+        total = int(ends[-1])
+        if not total:
             return _EMPTY_IDS, _EMPTY_VALUES
-        unique, counts = np.unique(ids, return_counts=True)
-        return unique, counts.astype(np.float64)
-
-    def _analyse_words(self, words: list[str]) -> list[np.ndarray]:
-        cache = self._word_cache
-        known = {word: cache.get(word) for word in words}
-        fresh = {word: self._char_wb_word(word) for word, entry in known.items() if entry is None}
-        if len(cache) + len(fresh) > WORD_CACHE_SIZE:
-            cache.clear()
-        cache.update(fresh)
-        known.update(fresh)
-        return [known[word] for word in words]
+        # positions of every row's columns, one row after the other
+        ends -= lengths
+        starts -= ends
+        positions = np.repeat(starts, lengths)
+        positions += np.arange(total)
+        return _counted(self._columns.take(positions))
 
     def _char_wb_word(self, word: str) -> np.ndarray:
         """scikit-learn's ``_char_wb_ngrams`` for one word, looked up in the vocabulary: the
         columns of its n-grams, sorted, one entry per occurrence."""
+        return np.array(self._char_wb_list(word), dtype=np.int64)
+
+    def _char_wb_list(self, word: str) -> list[int]:
         get = self.vocabulary.get
         min_n, max_n = self.ngram_range
         w = " " + word + " "
         w_len = len(w)
-        ids = []
+        grams: list[str] = []
         for n in range(min_n, max_n + 1):
-            offset = 0
-            ids.append(get(w[offset : offset + n], -1))
-            while offset + n < w_len:
-                offset += 1
-                ids.append(get(w[offset : offset + n], -1))
-            if offset == 0:  # a word shorter than n is counted once
+            if w_len <= n:  # a word shorter than n is counted once
+                grams.append(w)
                 break
-        found = np.array(ids, dtype=np.int64)
-        return np.sort(found[found >= 0])
+            grams += [w[i : i + n] for i in range(w_len - n + 1)]
+        ids = [i for i in map(get, grams) if i is not None]
+        ids.sort()
+        return ids
+
+
+def _counted(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(ids, return_counts=True)``, the counts as floats, for a non-empty 1-d array."""
+    ids.sort()
+    n = ids.size
+    edges = np.empty(n + 1, dtype=bool)
+    edges[0] = edges[n] = True
+    np.not_equal(ids[1:], ids[:-1], out=edges[1:n])
+    starts = np.flatnonzero(edges)
+    counts = np.diff(starts).astype(np.float64)
+    return ids.take(starts[:-1]).astype(np.int64, copy=False), counts
 
 
 def _word_ngrams(tokens: list[str], ngram_range: tuple[int, int]) -> list[str]:
@@ -310,7 +436,7 @@ class FastLinear:
 
     def _logits_one(self, plot: str, title: str, year: float) -> np.ndarray:
         ids, values = self.features_one(plot, title, year)
-        return values @ self.coef[ids] + self.intercept
+        return values @ self.coef.take(ids, axis=0) + self.intercept
 
     def _logits(self, plots: Sequence[str], titles: Sequence[str] | None, years) -> np.ndarray:
         if len(plots) == 1:

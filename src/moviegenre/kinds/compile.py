@@ -9,6 +9,7 @@ estimator on probe items before a model is saved.
 from __future__ import annotations
 
 import math
+import string
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -37,6 +38,7 @@ def compile_linear(pipeline: Any) -> FastLinear:
         raise NotCompilable(f"{type(pipeline).__name__} is not a two-step features/classifier Pipeline")
     features, classifier = steps[0][1], steps[1][1]
     blocks = _compile_features(features)
+    _precompute_words(blocks)
     coef, intercept, constant = _compile_classifier(classifier)
     width = sum(block.vectorizer.width for block in blocks)
     if coef.shape[0] != width:
@@ -99,6 +101,26 @@ def _compile_features(features: Any) -> list[Block]:
         else:
             raise NotCompilable(f"transformer {name!r} reads columns {columns!r}")
     return blocks
+
+
+def _precompute_words(blocks: list[Block]) -> None:
+    """Give each ``char_wb`` block the n-gram columns of the words it is likely to meet, so that
+    a freshly loaded model need not compute them: the single words of the vocabularies of the
+    word blocks on the same column (the training texts' words that are not rare), their stop
+    words, and the characters of its own vocabulary and ASCII punctuation (one-character words)."""
+    for block in blocks:
+        vectorizer = block.vectorizer
+        if not isinstance(vectorizer, TfidfText) or vectorizer.analyzer != "char_wb":
+            continue
+        words = {char for term in vectorizer.terms for char in term} | set(string.punctuation)
+        for other in blocks:
+            tokens = other.vectorizer
+            if other.column == block.column and isinstance(tokens, TfidfText) and tokens.analyzer == "word":
+                words.update(term for term in tokens.terms if " " not in term)
+                words.update(tokens.stop_words or ())
+        if vectorizer.lowercase:
+            words = {word.lower() for word in words}
+        vectorizer.precompute_words(sorted(word for word in words if word.split() == [word]))
 
 
 def _compile_tfidf(name: str, vectorizer: Any) -> TfidfText:
