@@ -23,7 +23,7 @@ MODEL_FILE, METADATA_FILE = Layout.MODEL, Layout.CARD
 
 def test_model_json_describes_the_model(small_model_dir):
     card = read_card(small_model_dir)
-    assert card.kind == "linear" and card.format_version == 3
+    assert card.kind == "linear" and card.format_version == 4
     assert card.artifact.file == MODEL_FILE
     assert card.artifact.sha256 == sha256_of(small_model_dir / MODEL_FILE)
     assert {"scikit-learn", "numpy", "skops", "python"} <= set(card.versions)

@@ -174,24 +174,24 @@ def test_applying_every_genre_at_once_gives_the_one_genre_maps_on_real_model_out
 def with_map(genre: str, entry) -> dict:
     genres = {g: {"method": "identity"} for g in GENRES}
     genres[genre] = entry
-    return {"genres": genres}
+    return {"labels": genres}
 
 
 @pytest.mark.parametrize(
     ("payload", "field"),
     [
         ([], r"field 'calibration' must be an object"),
-        ({"genres": {"Action": {"method": "identity"}}}, r"'calibration.genres' must name the 24 genres"),
-        (with_map("Comedy", {"method": "magic"}), r"'calibration.genres.Comedy.method' must be one of"),
-        (with_map("Comedy", "platt"), r"'calibration.genres.Comedy.method'"),
-        (with_map("Comedy", {"method": "platt", "a": 1.0}), r"'calibration.genres.Comedy.b' must be a finite number"),
-        (with_map("Comedy", {"method": "platt", "a": "1", "b": 0}), r"'calibration.genres.Comedy.a' must be a finite"),
-        (with_map("Comedy", {"method": "platt", "a": -0.5, "b": 0}), r"'calibration.genres.Comedy.a' must be positive"),
-        (with_map("Crime", {"method": "isotonic", "x": [0.1, 0.9], "y": [0.2, 0.5, 0.7]}), r"'calibration.genres.Crime.x' and"),
-        (with_map("Crime", {"method": "isotonic", "x": [0.9, 0.1], "y": [0, 1]}), r"'calibration.genres.Crime.x' must be non-decreasing"),
-        (with_map("Crime", {"method": "isotonic", "x": [0.1, 0.9], "y": [0, 1.5]}), r"'calibration.genres.Crime.y' must be non-decreasing"),
-        (with_map("Crime", {"method": "isotonic", "x": [0.1, None], "y": [0, 1]}), r"'calibration.genres.Crime.x\[1\]'"),
-        (with_map("Crime", {"method": "isotonic", "x": [0.5], "y": [0.5]}), r"'calibration.genres.Crime.x' must be a list of 2 to"),
+        ({"labels": {"Action": {"method": "identity"}}}, r"'calibration.labels' must name the model's 24 labels"),
+        (with_map("Comedy", {"method": "magic"}), r"'calibration.labels.Comedy.method' must be one of"),
+        (with_map("Comedy", "platt"), r"'calibration.labels.Comedy.method'"),
+        (with_map("Comedy", {"method": "platt", "a": 1.0}), r"'calibration.labels.Comedy.b' must be a finite number"),
+        (with_map("Comedy", {"method": "platt", "a": "1", "b": 0}), r"'calibration.labels.Comedy.a' must be a finite"),
+        (with_map("Comedy", {"method": "platt", "a": -0.5, "b": 0}), r"'calibration.labels.Comedy.a' must be positive"),
+        (with_map("Crime", {"method": "isotonic", "x": [0.1, 0.9], "y": [0.2, 0.5, 0.7]}), r"'calibration.labels.Crime.x' and"),
+        (with_map("Crime", {"method": "isotonic", "x": [0.9, 0.1], "y": [0, 1]}), r"'calibration.labels.Crime.x' must be non-decreasing"),
+        (with_map("Crime", {"method": "isotonic", "x": [0.1, 0.9], "y": [0, 1.5]}), r"'calibration.labels.Crime.y' must be non-decreasing"),
+        (with_map("Crime", {"method": "isotonic", "x": [0.1, None], "y": [0, 1]}), r"'calibration.labels.Crime.x\[1\]'"),
+        (with_map("Crime", {"method": "isotonic", "x": [0.5], "y": [0.5]}), r"'calibration.labels.Crime.x' must be a list of 2 to"),
         (with_map("Crime", {"method": "isotonic", "x": list(np.linspace(0, 1, MAX_BREAKPOINTS + 1)),
                             "y": list(np.linspace(0, 1, MAX_BREAKPOINTS + 1))}), r"must be a list of 2 to 200"),
         ({**with_map("War", {"method": "identity"}), "fitted_on": 3}, r"'calibration.fitted_on' must be text"),
@@ -208,7 +208,7 @@ def test_malformed_calibration_is_refused_naming_the_field(payload, field):
 def test_the_small_model_stores_a_calibration_and_calibrated_cv_figures(small_model_dir, small_model):
     meta = json.loads((small_model_dir / "model.json").read_text())
     stored = meta["calibration"]
-    assert list(stored["genres"]) == list(GENRES) and "2-fold" in stored["fitted_on"]
+    assert list(stored["labels"]) == list(GENRES) and "2-fold" in stored["fitted_on"]
     assert Calibration.from_json(stored).maps == small_model.calibration.maps
     assert small_model.calibration.methods["identity"] < len(GENRES)
     cv = meta["metrics"]["cv"]
@@ -243,8 +243,8 @@ def test_calibration_helps_on_movies_the_model_never_saw(small_model, dev_movies
 
 def test_a_damaged_calibration_in_model_json_is_refused_at_load(model_copy):
     with editing_model_json(model_copy) as meta:
-        meta["calibration"]["genres"]["Western"] = {"method": "isotonic", "x": [0.2, 0.1], "y": [0.0, 1.0]}
-    with pytest.raises(ModelError, match=r"model\.json: field 'calibration\.genres\.Western\.x' must be non-decreasing"):
+        meta["calibration"]["labels"]["Western"] = {"method": "isotonic", "x": [0.2, 0.1], "y": [0.0, 1.0]}
+    with pytest.raises(ModelError, match=r"model\.json: field 'calibration\.labels\.Western\.x' must be non-decreasing"):
         load_model(model_copy)
 
 

@@ -37,7 +37,7 @@ def write_raw(directory, text: str) -> None:
 
 def test_the_card_is_written_and_read_back_unchanged(small_model_dir, small_model):
     card = read_card(small_model_dir)
-    assert card.format_version == FORMAT_VERSION == 3
+    assert card.format_version == FORMAT_VERSION == 4
     assert card.to_json() == json.loads((small_model_dir / Layout.CARD).read_text())
     assert small_model.card == card and small_model.metadata == card.to_json()
     assert small_model.id == card.id and small_model.kind == card.kind == "linear"
@@ -106,7 +106,9 @@ WRONG_TYPES = {
     "kind": ["linear"],
     "description": 1.5,
     "created_at": {"at": 1},
-    "genres": "Action",
+    "title": 7,
+    "labels": "Action",
+    "labels_from": ["tags"],
     "thresholds": "0.5",
     "threshold_objective": 3,
     "calibration": "platt",

@@ -99,7 +99,7 @@ ITEMS = [{"plot": E1_PLOT, "title": "Message in a Bottle", "year": 1999}, {"plot
 
 def test_the_toy_kind_trains_saves_and_loads_with_its_compiled_form(trained, toy_dir, loaded):
     meta = json.loads((toy_dir / "model.json").read_text())
-    assert meta["kind"] == TOY and meta["params"]["C"] == 2.0 and meta["genres"] == list(GENRES)
+    assert meta["kind"] == TOY and meta["params"]["C"] == 2.0 and [label["name"] for label in meta["labels"]] == list(GENRES)
     assert meta["fast_path"]["form"] == "linear"
     assert isinstance(loaded.scorer, FastLinear)
     np.testing.assert_allclose(loaded.predict_proba(ITEMS), trained.predict_proba(ITEMS), rtol=0, atol=1e-9)

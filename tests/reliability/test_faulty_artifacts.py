@@ -31,6 +31,7 @@ from conftest import Evil, editing_model_json, flip_a_byte, replace_model_file
 from moviegenre.api.app import create_app
 from moviegenre.core.errors import ModelError
 from moviegenre.core.examples import EXAMPLE_PLOTS
+from moviegenre.core.genres import GENRES
 from moviegenre.core.layout import Layout
 from moviegenre.model.artifact import load_model
 
@@ -109,7 +110,8 @@ CASES: dict[str, tuple[Callable[[Path], None], str]] = {
     "thresholds-a-string": (_edit_meta(thresholds="0.5"), "field 'thresholds' is malformed"),
     "huge-integer": (_edit_text("rows", lambda _: "9" * 5_000), r"field 'training_data\.rows' is malformed"),
     "deep-nesting": (_edit_text("C", lambda _: "[" * 100_000 + "]" * 100_000), "field 'params' is nested"),
-    "genres-reordered": (_edit_meta(genres=["Western", "Action"]), "field 'genres'"),
+    "labels-reordered": (_edit_meta(labels=[{"name": g} for g in reversed(GENRES)]), "'calibration.labels' must name"),
+    "labels-too-few": (_edit_meta(labels=[{"name": "Western"}]), "field 'labels' is malformed"),
     "artifact-field-malformed": (_edit_meta(artifact="model.skops"), "field 'artifact' is malformed"),
     "other-scikit-learn": (_other_sklearn, "made with scikit-learn 0.24.2"),
     "unknown-type": (

@@ -33,10 +33,10 @@ import pandas as pd
 
 from moviegenre.core.errors import DataError
 
-#: The most columns a file's header may have.
-MAX_COLUMNS = 1_000
-#: The longest header line, in bytes.
-MAX_HEADER_BYTES = 64 * 1024
+#: The most columns a file's header may have: room for a model's 1,000 label columns and more.
+MAX_COLUMNS = 2_000
+#: The longest header line, in bytes: room for 1,000 label columns of 100-character names.
+MAX_HEADER_BYTES = 512 * 1024
 #: The default of ``MOVIEGENRE_MAX_INPUT_BYTES``: the most bytes one input file may hold once
 #: decompressed (a CSV's bytes, a zip member's, a Parquet file's uncompressed size).
 DEFAULT_MAX_INPUT_BYTES = 2 * 1024**3

@@ -58,6 +58,8 @@ class ModelKind:
     prepare: Callable[[dict[str, Any], Path | None], dict[str, Any]] | None = None
     #: Parameters about this machine rather than the model (cache folders): left out of model.json.
     local_params: tuple[str, ...] = ()
+    #: Whether the kind learns any label set, or only the course's 24 genres.
+    any_labels: bool = True
 
 
 _KINDS: dict[str, ModelKind] = {}

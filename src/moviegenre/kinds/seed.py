@@ -56,6 +56,7 @@ register(
             "moviegenre.kinds.text.word_counts",
             "moviegenre.kinds.text.to_dense",
         ),
+        any_labels=False,  # the original pipeline's 24 genres, as it had them
     )
 )
 

@@ -145,10 +145,28 @@ def load_model(directory: str | Path) -> GenreModel:
     fast = _read_fast_form(layout, card, kind)
     listed = frozenset(entry.file for entry in card.files)
     if fast is not None:
+        _check_outputs(getattr(fast, "n_outputs", None), card, layout.fast)
         return GenreModel(None, card, layout.directory, scorer=fast,
                           load_pipeline=partial(_load_pipeline, model_path, layout.directory, listed))
     pipeline = _load_pipeline(model_path, layout.directory, listed)
-    return GenreModel(pipeline, card, layout.directory, scorer=PipelineScorer(pipeline))
+    _check_outputs(_outputs_of(pipeline), card, model_path)
+    return GenreModel(pipeline, card, layout.directory, scorer=PipelineScorer(pipeline, len(card.labels)))
+
+
+def _outputs_of(pipeline: Any) -> int | None:
+    """How many probabilities ``pipeline`` gives per movie, where its last step says."""
+    final = pipeline.steps[-1][1] if hasattr(pipeline, "steps") else pipeline
+    classes = getattr(final, "classes_", None)
+    return getattr(final, "n_outputs_", None) or (len(classes) if classes is not None else None)
+
+
+def _check_outputs(outputs: int | None, card: ModelCard, path: Path) -> None:
+    """Refuse a model whose scorer gives another number of probabilities than the card has labels."""
+    if outputs is not None and outputs != len(card.labels):
+        raise ModelError(
+            f"{path} gives {outputs} probabilities per movie but {Layout.CARD} names {len(card.labels)} labels; "
+            "the model directory is damaged"
+        )
 
 
 #: The most entries :func:`_refuse_links_out` looks at: a model directory holds a handful.

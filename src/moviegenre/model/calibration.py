@@ -1,4 +1,4 @@
-"""Calibrated probabilities: per genre, a monotone map from a model's probability to a chance.
+"""Calibrated probabilities: per label (genre), a monotone map from a model's probability to a chance.
 
 A model's probabilities rank movies well but need not be chances: the linear kind's balanced
 class weights push a rare genre's probabilities far above how often the genre occurs. At
@@ -42,7 +42,7 @@ _LOGIT_BOUND = float(np.log((1 - _EPS) / _EPS)) + 1e-9
 
 @dataclass
 class Calibration:
-    """Per genre (in :data:`~moviegenre.core.genres.GENRES` order) a map, as stored in model.json:
+    """Per label (genre), in the model's label order (``maps``' order), a map, as stored in model.json:
     ``{"method": "platt", "a": ..., "b": ...}``, ``{"method": "isotonic", "x": [...],
     "y": [...]}`` or ``{"method": "identity"}``.
 
@@ -60,8 +60,12 @@ class Calibration:
         self._compile()
 
     @classmethod
-    def identity(cls) -> Calibration:
-        return cls({genre: {"method": "identity"} for genre in GENRES})
+    def identity(cls, labels: Sequence[str] = GENRES) -> Calibration:
+        return cls({label: {"method": "identity"} for label in labels})
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return tuple(self.maps)
 
     @property
     def methods(self) -> dict[str, int]:
@@ -74,12 +78,12 @@ class Calibration:
         """The maps as arrays: every Platt genre in one ``expit``, every isotonic genre in one
         ``np.interp`` (genre k's breakpoints are shifted to [2k, 2k + 1], and a query for it
         too, so that each interpolates between its own points alone)."""
-        maps = [self.maps[genre] for genre in GENRES]
+        maps = list(self.maps.values())
         self._platt = np.array([i for i, m in enumerate(maps) if m["method"] == "platt"], dtype=int)
         self._a = np.array([maps[i]["a"] for i in self._platt], dtype=float)
         self._b = np.array([maps[i]["b"] for i in self._platt], dtype=float)
         # every genre Platt (the usual case): whole rows at once, no column gathering
-        self._all_platt = len(self._platt) == len(GENRES)
+        self._all_platt = len(self._platt) == len(maps)
         # |a * logit(p) + b| for p clipped to [_EPS, 1 - _EPS]: exp(-z) cannot overflow below 709
         self._exp_safe = bool(np.all(np.abs(self._a) * _LOGIT_BOUND + np.abs(self._b) < 700.0))
         self._isotonic = np.array([i for i, m in enumerate(maps) if m["method"] == "isotonic"], dtype=int)
@@ -139,10 +143,11 @@ class Calibration:
         seed: int = 0,
         methods: Sequence[str] = ("platt", "isotonic"),
         fitted_on: str | None = None,
+        names: Sequence[str] | None = None,
     ) -> Calibration:
-        """Per genre, Platt scaling or isotonic regression of ``labels`` on ``proba`` (the
-        out-of-fold probabilities, (n, 24)), whichever has the lower log-loss over ``folds``
-        stratified folds of these rows (of ``methods``: give one to impose it).
+        """Per label (of ``names``, by default the 24 genres), Platt scaling or isotonic
+        regression of ``labels`` on ``proba`` (the out-of-fold probabilities, (n, L)), whichever
+        has the lower log-loss over ``folds`` stratified folds of these rows (of ``methods``: give one to impose it).
 
         Log-loss rather than the Brier score: both are proper scores, but a chance a person
         reads should not say 0% or 100% of a movie that turns out otherwise, and log-loss
@@ -161,7 +166,10 @@ class Calibration:
         labels, proba = np.asarray(labels), np.asarray(proba, dtype=float)
         cross_fitted = proba.copy()
         maps = {}
-        for i, genre in enumerate(GENRES):
+        names = GENRES if names is None else tuple(names)
+        if labels.shape[1] != len(names):
+            raise ValueError(f"{labels.shape[1]} label columns for {len(names)} label names")
+        for i, genre in enumerate(names):
             y, p = labels[:, i], proba[:, i]
             rarer = int(min(y.sum(), len(y) - y.sum()))
             if rarer == 0:
@@ -179,27 +187,27 @@ class Calibration:
     # --- model.json ----------------------------------------------------------------------------
 
     def to_json(self) -> dict[str, Any]:
-        payload: dict[str, Any] = {"genres": {genre: dict(self.maps[genre]) for genre in GENRES}}
+        payload: dict[str, Any] = {"labels": {label: dict(value) for label, value in self.maps.items()}}
         if self.fitted_on:
             payload["fitted_on"] = self.fitted_on
         return payload
 
     @classmethod
-    def from_json(cls, payload: Any, name: str = "calibration") -> Calibration:
-        """The calibration model.json stores under ``name``: the identity when it is absent
-        (``None``, a model trained without cross-validation or before calibration existed),
-        else checked; :class:`ModelError` names the first bad field."""
+    def from_json(cls, payload: Any, name: str = "calibration", labels: Sequence[str] = GENRES) -> Calibration:
+        """The calibration model.json stores under ``name`` for a model of ``labels``: the
+        identity when it is absent (``None``, a model trained without cross-validation), else
+        checked; :class:`ModelError` names the first bad field."""
         if payload is None:
-            return cls.identity()
-        if not isinstance(payload, Mapping) or not isinstance(payload.get("genres"), Mapping):
-            raise ModelError(f"field {name!r} must be an object with a 'genres' object")
-        genres = payload["genres"]
-        if list(genres) != list(GENRES):
-            raise ModelError(f"field '{name}.genres' must name the 24 genres in the expected order")
+            return cls.identity(labels)
+        if not isinstance(payload, Mapping) or not isinstance(payload.get("labels"), Mapping):
+            raise ModelError(f"field {name!r} must be an object with a 'labels' object")
+        genres = payload["labels"]
+        if list(genres) != list(labels):
+            raise ModelError(f"field '{name}.labels' must name the model's {len(labels)} labels in its order")
         fitted_on = payload.get("fitted_on")
         if fitted_on is not None and not isinstance(fitted_on, str):
             raise ModelError(f"field '{name}.fitted_on' must be text")
-        maps = {genre: _checked_map(genres[genre], f"{name}.genres.{genre}") for genre in GENRES}
+        maps = {label: _checked_map(genres[label], f"{name}.labels.{label}") for label in labels}
         return cls(maps, fitted_on=fitted_on)
 
 
@@ -244,10 +252,7 @@ def _cross_fitted(y: np.ndarray, p: np.ndarray, methods: Sequence[str], folds: i
 
 def _apply_one(genre_map: dict[str, Any], p: np.ndarray) -> np.ndarray:
     """One genre's map on one column (for fitting; :meth:`Calibration.apply` serves)."""
-    maps = {genre: {"method": "identity"} for genre in GENRES} | {GENRES[0]: genre_map}
-    column = np.zeros((len(p), len(GENRES)))
-    column[:, 0] = p
-    return Calibration(maps).apply(column)[:, 0]
+    return Calibration({"label": genre_map}).apply(np.asarray(p, dtype=float)[:, None])[:, 0]
 
 
 def _log_loss(y: np.ndarray, p: np.ndarray) -> float:

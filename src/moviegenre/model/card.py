@@ -1,6 +1,6 @@
 """``model.json``, the model card: one typed model, read and written here alone.
 
-A card says what a model is (kind, id, genres, thresholds, the calibration of its
+A card says what a model is (kind, id, title, labels, thresholds, the calibration of its
 probabilities as plain numbers), how it was made (parameters, training data's sha256 and row
 count, library versions), how well it did (cross-validated metrics) and which files the
 directory holds, each with its sha256 and size (:class:`FileEntry`): ``model.skops``
@@ -24,20 +24,23 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, field_validator, model_validator
 
 from moviegenre.core.errors import ModelError
 from moviegenre.core.genres import GENRES
+from moviegenre.core.labels import MAX_LABEL_CHARS, MAX_LABELS, MIN_LABELS, check_label_set
 from moviegenre.core.layout import Layout
 from moviegenre.model.calibration import Calibration
 
 #: The version of a model directory's layout and of the type names inside ``model.skops``.
 #: 2: the package was split into folders (``moviegenre.kinds.text.decade_of``...), and the
 #: compiled form's entry names its ``form``. 3: a vectorizer's vocabulary is stored as arrays
-#: (:class:`moviegenre.model.vocabulary.Vocabulary`), not as a JSON node per term.
-FORMAT_VERSION = 3
+#: (:class:`moviegenre.model.vocabulary.Vocabulary`), not as a JSON node per term. 4: a model
+#: has its own labels (``labels``, with each one's positives, replaces the 24 ``genres``), and
+#: the calibration's maps are under ``labels``.
+FORMAT_VERSION = 4
 #: Fields every saved card has; the rest have defaults.
-REQUIRED_FIELDS = ("format_version", "id", "kind", "genres", "artifact", "versions")
+REQUIRED_FIELDS = ("format_version", "id", "kind", "labels", "artifact", "versions")
 #: Largest model.json read (a real one is tens of kilobytes: the calibration's breakpoints).
 MAX_CARD_BYTES = 16 * 1024 * 1024
 #: Deepest nesting of the free-form fields (``params``, ``metrics``, ``calibration``).
@@ -53,6 +56,8 @@ Count = Annotated[int, Field(ge=0, le=2**53)]
 RelativePath = Annotated[str, Field(min_length=1, max_length=500)]
 Label = Annotated[str, Field(min_length=1, max_length=200)]
 Text = Annotated[str, Field(max_length=5_000)]
+#: Longest model title, in characters.
+MAX_TITLE_CHARS = 100
 
 
 class _Card(BaseModel):
@@ -77,6 +82,25 @@ class FastEntry(FileEntry):
     model_sha256: Sha256
 
 
+class LabelEntry(_Card):
+    """One of the model's labels, and how many training movies had it (unknown: ``None``)."""
+
+    name: Annotated[str, Field(min_length=1, max_length=MAX_LABEL_CHARS)]
+    positives: Count | None = None
+
+
+class LabelsFrom(_Card):
+    """Where the training file kept the labels (:class:`moviegenre.core.data.LabelSpec`): what
+    ``evaluate`` and ``report`` read in a file of the same shape unless told otherwise."""
+
+    column: Annotated[str, Field(min_length=1, max_length=500)] | None = None
+    sep: Annotated[str, Field(min_length=1, max_length=100)] | None = None
+    columns: list[Annotated[str, Field(min_length=1, max_length=500)]] | None = Field(
+        default=None, max_length=MAX_LABELS
+    )
+    prefix: Annotated[str, Field(min_length=1, max_length=500)] | None = None
+
+
 class TrainingData(_Card):
     """What the model was trained on: the file's name (no path of the machine), sha256 and rows."""
 
@@ -94,8 +118,16 @@ class ModelCard(_Card):
     kind: Label
     description: Text = ""
     created_at: Annotated[str, Field(max_length=64)] = ""
-    genres: list[str] = Field(default_factory=lambda: list(GENRES), max_length=len(GENRES))
-    #: Per genre, the probability from which it is predicted (0.5 for a genre left out).
+    #: What the model is called where people see it (the web page's heading); none: moviegenre.
+    title: Annotated[str, Field(min_length=1, max_length=MAX_TITLE_CHARS)] | None = None
+    #: The labels the model predicts, in its output order: by default the course's 24 genres.
+    labels: list[LabelEntry] = Field(
+        default_factory=lambda: [LabelEntry(name=genre) for genre in GENRES],
+        min_length=MIN_LABELS,
+        max_length=MAX_LABELS,
+    )
+    labels_from: LabelsFrom | None = None
+    #: Per label, the probability from which it is predicted (0.5 for a label left out).
     thresholds: dict[str, Annotated[float, Field(ge=0.0, le=1.0)]] = Field(default_factory=dict)
     threshold_objective: Text | None = None
     #: :meth:`Calibration.to_json`, checked by :meth:`Calibration.from_json`; none: uncalibrated.
@@ -109,20 +141,23 @@ class ModelCard(_Card):
     fast_path: FastEntry | None = None
     files: list[FileEntry] = Field(default_factory=list, max_length=1_000)
 
-    @field_validator("genres")
+    @field_validator("labels")
     @classmethod
-    def _the_genres(cls, genres: list[str]) -> list[str]:
-        if list(genres) != list(GENRES):
-            raise ValueError("is not the 24 genres in the expected order")
-        return genres
+    def _a_label_set(cls, labels: list[LabelEntry]) -> list[LabelEntry]:
+        check_label_set([label.name for label in labels])
+        return labels
 
-    @field_validator("thresholds")
-    @classmethod
-    def _genre_thresholds(cls, thresholds: dict[str, float]) -> dict[str, float]:
-        unknown = sorted(set(thresholds) - set(GENRES))
+    @model_validator(mode="after")
+    def _thresholds_of_its_labels(self) -> ModelCard:
+        unknown = sorted(set(self.thresholds) - set(self.label_names))
         if unknown:
-            raise ValueError(f"names genres that are not among the 24: {unknown[:5]}")
-        return thresholds
+            raise ValueError(f"field 'thresholds' names label(s) the model does not have: {unknown[:5]}")
+        return self
+
+    @property
+    def label_names(self) -> tuple[str, ...]:
+        """The model's labels, in its output order."""
+        return tuple(label.name for label in self.labels)
 
     @field_validator("params", "metrics", "calibration", mode="before")
     @classmethod
@@ -164,7 +199,7 @@ class ModelCard(_Card):
 
     def read_calibration(self) -> Calibration:
         """The calibration the card holds, checked; the identity for a card without one."""
-        return Calibration.from_json(self.calibration, "calibration")
+        return Calibration.from_json(self.calibration, "calibration", self.label_names)
 
     def retrain_hint(self, directory: str | Path) -> str:
         return f"moviegenre train --kind {self.kind} --out {directory}"
@@ -337,6 +372,8 @@ def _refuse(value: Any) -> Any:
 def _first_problem(exc: ValidationError) -> str:
     """The first validation error as ``field 'training_data.rows' is malformed (...)``."""
     error = exc.errors(include_url=False)[0]
+    if not error["loc"]:  # a check across fields: its message names them
+        return error["msg"].removeprefix("Value error, ")
     field = _field_name(error["loc"])
     value = error.get("input")
     if isinstance(value, _Unreadable):
@@ -379,6 +416,8 @@ __all__ = [
     "FORMAT_VERSION",
     "FastEntry",
     "FileEntry",
+    "LabelEntry",
+    "LabelsFrom",
     "Layout",
     "ModelCard",
     "TrainingData",

@@ -148,11 +148,12 @@ def explain_items(
     ``deadline`` (a :func:`time.monotonic` time), checked between items, it stops and raises
     :class:`DeadlinePassed`: a server's request that has timed out frees its worker. Raises
     :class:`NotExplainable` for a model kind that cannot be explained and
-    :class:`~moviegenre.core.errors.UsageError` for a bad count.
+    :class:`~moviegenre.core.errors.UsageError` for a bad count. A model of fewer labels than
+    ``top_genres`` explains them all.
     """
-    genres = len(model.genres)
-    if not 1 <= top_genres <= genres:
-        raise UsageError(f"top_genres must be between 1 and {genres}, not {top_genres}")
+    if top_genres < 1:
+        raise UsageError(f"top_genres must be at least 1, not {top_genres}")
+    top_genres = min(top_genres, len(model.labels))
     if top_terms < 0:
         raise UsageError(f"top_terms must be at least 0, not {top_terms}")
     columns = to_columns(items, max_plot_chars)

@@ -21,6 +21,7 @@ import numpy as np
 from moviegenre.core.examples import EXAMPLE_PLOTS
 from moviegenre.core.genres import GENRES, PROBABILITY_KEYS
 from moviegenre.core.items import Item, to_columns
+from moviegenre.core.labels import probability_keys
 from moviegenre.model.calibration import Calibration
 from moviegenre.model.card import ModelCard
 
@@ -42,7 +43,7 @@ class Scorer(Protocol):
     quick: bool
 
     def predict_proba(self, plots: Sequence[str], titles: Sequence[str], years: np.ndarray) -> np.ndarray:
-        """(n, 24) probabilities in genre order for n valid items, given as columns."""
+        """(n, L) probabilities in the model's label order for n valid items, given as columns."""
         ...
 
 
@@ -51,30 +52,32 @@ class PipelineScorer:
 
     quick = False
 
-    def __init__(self, pipeline: Any):
+    def __init__(self, pipeline: Any, n_labels: int = len(GENRES)):
         self.pipeline = pipeline
+        self.n_labels = n_labels
 
     def predict_proba(self, plots: Sequence[str], titles: Sequence[str], years: np.ndarray) -> np.ndarray:
         import pandas as pd
 
         if not len(plots):
-            return np.zeros((0, len(GENRES)))
+            return np.zeros((0, self.n_labels))
         frame = pd.DataFrame({"plot": list(plots), "title": list(titles), "year": np.asarray(years, dtype=float)})
         return np.asarray(self.pipeline.predict_proba(frame), dtype=float)
 
 
-def scorer_for(pipeline: Any, kind: str | None = None) -> Scorer:
+def scorer_for(pipeline: Any, kind: str | None = None, n_labels: int = len(GENRES)) -> Scorer:
     """The fastest scorer that gives ``pipeline``'s probabilities: the compiled form of its
     ``kind`` (checked against it) where the kind has one and it compiles, else the pipeline
     itself (a pipeline of no registered kind, too)."""
     from moviegenre.kinds.registry import compiled_form, kind_names
 
     fast = compiled_form(kind, pipeline, strict=False) if kind in kind_names() else None
-    return PipelineScorer(pipeline) if fast is None else fast
+    return PipelineScorer(pipeline, n_labels) if fast is None else fast
 
 
 class GenreModel:
-    """A fitted model with its model card (``model.json``): per-genre thresholds and calibration.
+    """A fitted model with its model card (``model.json``): its labels (the 24 genres by
+    default, or a catalogue's own), per-label thresholds and calibration.
 
     Load one with :func:`moviegenre.load_model`; load it once per process and reuse it.
 
@@ -105,8 +108,13 @@ class GenreModel:
         self.card = card if isinstance(card, ModelCard) else ModelCard.from_json(card, "the model's metadata")
         self._metadata = self.card.to_json()
         self.directory = directory
-        self.genres: tuple[str, ...] = tuple(self.card.genres)
-        self.thresholds = threshold_array(self.card.thresholds, self.genres)
+        #: The labels, in output order (the probabilities' columns).
+        self.labels: tuple[str, ...] = self.card.label_names
+        #: The same as :attr:`labels` (the 24 genres for the default models).
+        self.genres = self.labels
+        #: Each label's output key, ``p_<label>`` (:func:`~moviegenre.core.labels.label_key`).
+        self.probability_keys: tuple[str, ...] = probability_keys(self.labels)
+        self.thresholds = threshold_array(self.card.thresholds, self.labels)
         self.calibration = self.card.read_calibration() if calibration is None else calibration
 
     @property
@@ -129,7 +137,7 @@ class GenreModel:
         if self._scorer is None:
             with self._lock:
                 if self._scorer is None:
-                    self._scorer = scorer_for(self._pipeline, self.kind)
+                    self._scorer = scorer_for(self._pipeline, self.kind, len(self.labels))
         return self._scorer
 
     @property
@@ -140,10 +148,20 @@ class GenreModel:
     def kind(self) -> str:
         return self.card.kind
 
+    @property
+    def title(self) -> str | None:
+        """The model's title (``--title`` at training), if it was given one."""
+        return self.card.title
+
+    def probability_record(self, row: np.ndarray) -> dict[str, float]:
+        """One row of probabilities as ``{"p_<label>": ...}``, in label order: for the 24
+        genres, the original API's ``{"p_Action": ..., ...}``."""
+        return {key: float(value) for key, value in zip(self.probability_keys, row, strict=True)}
+
     def predict_proba(
         self, items: Iterable[Item] | pd.DataFrame, *, max_plot_chars: int | None = None, calibrated: bool = True
     ) -> np.ndarray:
-        """(n, 24) probabilities in :attr:`genres` order.
+        """(n, L) probabilities in :attr:`labels` order.
 
         ``items`` are plot strings, records with ``plot`` and optional ``title`` and ``year``,
         or a DataFrame with those columns. An item that breaks the input contract raises
@@ -196,6 +214,7 @@ def label_sets(proba: np.ndarray, thresholds: np.ndarray, genres: Sequence[str] 
     return result
 
 
-def as_probability_record(row: np.ndarray) -> dict[str, float]:
-    """One row of probabilities as the original API's ``{"p_Action": ..., ...}`` mapping."""
-    return {key: float(value) for key, value in zip(PROBABILITY_KEYS, row, strict=True)}
+def as_probability_record(row: np.ndarray, keys: Sequence[str] = PROBABILITY_KEYS) -> dict[str, float]:
+    """One row of probabilities as ``{key: probability}``: by default the original API's
+    ``{"p_Action": ..., ...}``; :meth:`GenreModel.probability_record` gives a model's own."""
+    return {key: float(value) for key, value in zip(keys, row, strict=True)}

@@ -9,7 +9,7 @@ import numpy as np
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import f1_score, roc_auc_score
 
-from moviegenre.core.data import Movies, genres_to_matrix
+from moviegenre.core.data import Movies
 from moviegenre.core.errors import DataError
 from moviegenre.core.genres import GENRES
 from moviegenre.model.genre_model import GenreModel
@@ -20,14 +20,15 @@ def _has_both_classes(column: np.ndarray) -> bool:
 
 
 def roc_metrics(labels: np.ndarray, proba: np.ndarray, genres: Sequence[str] = GENRES) -> dict[str, Any]:
-    """Macro and micro ROC AUC and per-genre AUC.
+    """Macro and micro ROC AUC and per-label AUC (``genres``: the labels, the 24 genres by default).
 
-    A genre whose column has no positives (or no negatives) has no AUC: it is reported in
+    A label whose column has no positives (or no negatives) has no AUC: it is reported in
     ``genres_without_auc`` with ``None`` in ``per_genre`` and left out of the macro average.
+    (The keys say "genre" for every model, so that a report reads the same for any labels.)
     """
     scorable = np.array([_has_both_classes(labels[:, i]) for i in range(labels.shape[1])])
     if not scorable.any():
-        raise DataError("no genre has both positive and negative movies; cannot compute ROC AUC")
+        raise DataError("no label has both positive and negative movies; cannot compute ROC AUC")
     per_genre: dict[str, float | None] = {}
     for i, genre in enumerate(genres):
         per_genre[genre] = float(roc_auc_score(labels[:, i], proba[:, i])) if scorable[i] else None
@@ -58,19 +59,20 @@ def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = 10) -> 
     return float(np.sum(counts * np.abs(observed - predicted)) / counts.sum())
 
 
-def calibration_metrics(labels: np.ndarray, proba: np.ndarray, bins: int = 10) -> dict[str, Any]:
+def calibration_metrics(labels: np.ndarray, proba: np.ndarray, bins: int = 10,
+                        genres: Sequence[str] = GENRES) -> dict[str, Any]:
     """Brier score and expected calibration error (equal-width bins), overall and per genre."""
     brier = ((proba - labels) ** 2).mean(axis=0)
     per_genre_ece = [expected_calibration_error(labels[:, i], proba[:, i], bins) for i in range(labels.shape[1])]
     return {
         "brier": float(brier.mean()),
         "ece": float(np.mean(per_genre_ece)),
-        "per_genre_brier": {g: float(v) for g, v in zip(GENRES, brier, strict=True)},
-        "per_genre_ece": {g: v for g, v in zip(GENRES, per_genre_ece, strict=True)},
+        "per_genre_brier": {g: float(v) for g, v in zip(genres, brier, strict=True)},
+        "per_genre_ece": {g: v for g, v in zip(genres, per_genre_ece, strict=True)},
     }
 
 
-def label_set_metrics(labels: np.ndarray, predicted: np.ndarray) -> dict[str, Any]:
+def label_set_metrics(labels: np.ndarray, predicted: np.ndarray, genres: Sequence[str] = GENRES) -> dict[str, Any]:
     """Micro, macro and samples F1 of predicted label sets (0/1 matrices)."""
     kwargs = {"zero_division": 0}
     per_genre = f1_score(labels, predicted, average=None, **kwargs)
@@ -78,27 +80,37 @@ def label_set_metrics(labels: np.ndarray, predicted: np.ndarray) -> dict[str, An
         "micro_f1": float(f1_score(labels, predicted, average="micro", **kwargs)),
         "macro_f1": float(f1_score(labels, predicted, average="macro", **kwargs)),
         "samples_f1": float(f1_score(labels, predicted, average="samples", **kwargs)),
-        "per_genre_f1": {g: float(v) for g, v in zip(GENRES, per_genre, strict=True)},
+        "per_genre_f1": {g: float(v) for g, v in zip(genres, per_genre, strict=True)},
     }
+
+
+def sets_to_matrix(label_sets: Sequence[Sequence[str]], names: Sequence[str]) -> np.ndarray:
+    """Label sets as the (n, L) 0/1 matrix whose columns are ``names``."""
+    index = {name: i for i, name in enumerate(names)}
+    matrix = np.zeros((len(label_sets), len(names)), dtype=np.int8)
+    for row, chosen in enumerate(label_sets):
+        matrix[row, [index[name] for name in chosen]] = 1
+    return matrix
 
 
 def all_metrics(
     labels: np.ndarray, proba: np.ndarray, label_sets: Sequence[Sequence[str]],
-    uncalibrated: np.ndarray | None = None,
+    uncalibrated: np.ndarray | None = None, genres: Sequence[str] = GENRES,
 ) -> dict[str, Any]:
-    """Every metric of ``proba`` and ``label_sets``; given the ``uncalibrated`` probabilities
-    too, their ROC AUC and calibration as ``*_uncalibrated``, to show what calibration did."""
+    """Every metric of ``proba`` and ``label_sets`` (columns: the labels ``genres``); given the
+    ``uncalibrated`` probabilities too, their ROC AUC and calibration as ``*_uncalibrated``, to
+    show what calibration did."""
     result = {
-        **roc_metrics(labels, proba),
-        "label_sets": label_set_metrics(labels, genres_to_matrix(label_sets)),
-        "calibration": calibration_metrics(labels, proba),
+        **roc_metrics(labels, proba, genres),
+        "label_sets": label_set_metrics(labels, sets_to_matrix(label_sets, genres), genres),
+        "calibration": calibration_metrics(labels, proba, genres=genres),
     }
     if uncalibrated is not None:
-        before = roc_metrics(labels, uncalibrated)
+        before = roc_metrics(labels, uncalibrated, genres)
         result |= {
             "macro_auc_uncalibrated": before["macro_auc"],
             "micro_auc_uncalibrated": before["micro_auc"],
-            "calibration_uncalibrated": calibration_metrics(labels, uncalibrated),
+            "calibration_uncalibrated": calibration_metrics(labels, uncalibrated, genres=genres),
         }
     return result
 
@@ -108,7 +120,7 @@ def model_metrics(model: GenreModel, labels: np.ndarray, uncalibrated: np.ndarra
     after calibration, the model's label sets, and before, as :func:`all_metrics` gives them."""
     proba = model.calibration.apply(uncalibrated)
     return {
-        **all_metrics(labels, proba, model.label_sets(proba), uncalibrated),
+        **all_metrics(labels, proba, model.label_sets(proba), uncalibrated, model.labels),
         "calibration_methods": model.calibration.methods,
     }
 
@@ -116,7 +128,10 @@ def model_metrics(model: GenreModel, labels: np.ndarray, uncalibrated: np.ndarra
 def evaluate(model: GenreModel, movies: Movies) -> dict[str, Any]:
     """Score labelled ``movies`` with ``model`` and return every metric."""
     if movies.labels is None:
-        raise DataError(f"{movies.source} has no 'genres' column; evaluation needs labelled data")
+        raise DataError(f"{movies.source} has no labels; evaluation needs labelled data")
+    if movies.label_names != model.labels:
+        raise DataError(f"{movies.source}: its labels {list(movies.label_names)[:10]} are not the model's "
+                        f"{list(model.labels)[:10]}")
     result = model_metrics(model, movies.labels, model.predict_proba(movies.frame, calibrated=False))
     result["model"] = {"id": model.id, "kind": model.kind}
     result["data"] = {"source": movies.source, "sha256": movies.sha256}
