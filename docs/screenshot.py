@@ -46,7 +46,7 @@ def take_screenshot(base_url: str, out: Path) -> None:
             page.locator("#plot").evaluate("e => e.blur()")  # no focus ring in the picture
             page.mouse.move(0, 0)  # nor a hover style
             out.parent.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(out), full_page=True)  # the whole chart, all 24 bars
+            page.screenshot(path=str(out), full_page=True)  # the whole chart: a bar per label (24 genres by default)
         finally:
             browser.close()
 

@@ -532,3 +532,138 @@ def test_axe_finds_no_serious_problems(axe, page, server, viewport):
     page.locator("button[type=submit]").click()
     error_text(page)
     assert serious_violations(page, axe) == []
+
+
+# --- a model of its own labels (issue 20) -------------------------------------------------------
+
+CATALOGUE = REPO / "examples" / "own-labels" / "catalogue.csv"
+OWN_TITLE = "Catálogo de prueba"
+#: Labels of the example catalogue renamed to names the page must show as text, markup and all.
+OWN_RENAMED = {"Crime & Mystery": "Crime, Mystery", "Music & Dance": '<img src=x onerror="window.__xss = 3">Music'}
+
+
+@pytest.fixture(scope="module")
+def own_label_server(tmp_path_factory):
+    """``moviegenre serve`` of a linear model of the example catalogue's 11 labels (two renamed,
+    :data:`OWN_RENAMED`), with a title; and the model."""
+    import pandas as pd
+
+    from moviegenre.core.data import LabelSpec, load_movies
+    from moviegenre.model.artifact import load_model, save_model
+    from moviegenre.training.train import train
+
+    directory = tmp_path_factory.mktemp("own-labels")
+    frame = pd.read_csv(CATALOGUE, dtype=str, keep_default_na=False)
+    frame.rename(columns={f"tag_{old}": f"tag_{new}" for old, new in OWN_RENAMED.items()}).to_csv(
+        directory / "catalogue.csv", index=False
+    )
+    movies = load_movies(directory / "catalogue.csv", labelled=True, labels=LabelSpec(prefix="tag_"))
+    model = train("linear", movies, cv_folds=0, title=OWN_TITLE)
+    save_model(model.pipeline, model.card, directory / "model")
+    with serve_in_background(directory / "model", log=directory / "serve.log") as server:
+        yield server.base_url, load_model(directory / "model")
+
+
+def test_own_label_model_titles_the_page_and_draws_its_labels(page, own_label_server, tmp_path):
+    base, model = own_label_server
+    labels = list(model.labels)
+    assert len(labels) == 11 and "Ciencia ficción & Fantasía" in labels and "Crime, Mystery" in labels
+    open_page(page, base)
+    page.evaluate("window.__xss = 0")
+    assert page.locator("h1").inner_text() == OWN_TITLE
+    assert page.title() == OWN_TITLE
+    assert "11 labels" in page.locator("#lede").inner_text()
+
+    api = predict(page, E2_PLOT, "Midnight Express")
+    prediction = api["predictions"][0]
+    assert list(prediction["probabilities"]) == labels
+
+    shown = bars(page)
+    assert sorted(bar["genre"] for bar in shown) == sorted(labels)  # one bar per label, nothing else
+    for bar in shown:
+        assert bar["genre"] in bar["text"]  # the name as text: accents, '&', ',' and markup as they are
+        assert bar["probability"] == pytest.approx(prediction["probabilities"][bar["genre"]])
+    assert [bar["genre"] for bar in shown if bar["predicted"]] == prediction["genres"]
+    assert page.evaluate("document.querySelectorAll('img, #chart i, #chart b').length") == 0
+    assert page.evaluate("window.__xss") == 0
+
+    cards = reasons(page)
+    assert cards and [card["genre"] for card in cards] == [entry["genre"] for entry in prediction["explanation"]]
+    assert all(card["genre"] in labels for card in cards)
+    top = cards[0]["genre"]
+    assert f"Words that raised {top}:" in cards[0]["text"]
+    assert top in page.locator("#sent-heading").inner_text()
+    status = page.locator("#status").inner_text()
+    assert all(label in status for label in prediction["genres"])
+    assert page.locator("body").inner_text().count(model.id) == 1
+    # It speaks of labels, not genres: headings, button, legends, status.
+    assert page.locator("#results-heading").inner_text() == "Labels"
+    assert page.locator("button[type=submit]").inner_text() == "Predict labels"
+    assert page.locator("#chart-heading").inner_text() == "All labels"
+    assert page.locator("#reasons-heading").inner_text() == "Why: the words behind the top labels"
+    assert "predicted label" in status
+    assert page.locator("#chart").get_attribute("aria-label") == "Probability of each label, most likely first"
+    assert "genre" not in page.evaluate("document.body.innerText").lower()
+    assert "genre" not in page.title().lower()
+    save_screenshot(page, tmp_path, "web-page-own-labels.png")
+
+
+def test_default_model_keeps_the_pages_heading(page, server):
+    open_page(page, server)
+    assert page.locator("h1").inner_text() == "Movie genres from a plot"
+    assert page.title() == "Movie genres from a plot"
+    assert "24 genres" in page.locator("#lede").inner_text()
+    api = predict(page, E2_PLOT, "Midnight Express")
+    # Its words stay the genres' (the words of a model of its own labels are "labels").
+    assert page.locator("#results-heading").inner_text() == "Genres"
+    assert page.locator("button[type=submit]").inner_text() == "Predict genres"
+    assert page.locator("#chart-heading").inner_text() == "All genres"
+    assert page.locator("#reasons-heading").inner_text() == "Why: the words behind the top genres"
+    assert "threshold for that genre." in page.locator("#chart-legend").inner_text()
+    assert page.locator("#chart").get_attribute("aria-label") == "Probability of each genre, most likely first"
+    noun = "genre" if len(api["predictions"][0]["genres"]) == 1 else "genres"
+    assert f"predicted {noun}: " in page.locator("#status").inner_text()
+    assert "label" not in page.evaluate("document.body.innerText").lower()
+
+
+def test_own_label_page_without_a_title_says_labels(axe, page, own_label_server):
+    """A model of its own labels and no title: the heading speaks of labels too; and the page
+    passes the accessibility check."""
+    base, _ = own_label_server
+
+    def untitled(route):
+        response = route.fetch()
+        card = response.json()
+        card.pop("title", None)
+        route.fulfill(response=response, json=card)
+
+    page.route("**/v1/model", untitled)
+    open_page(page, base)
+    assert page.locator("h1").inner_text() == "Movie labels from a plot"
+    assert page.title() == "Movie labels from a plot"
+    predict(page, E2_PLOT, "Midnight Express")
+    assert "genre" not in page.evaluate("document.body.innerText").lower()
+    page.locator("#reason-list input[type=radio]").nth(1).check()
+    assert serious_violations(page, axe) == []
+
+
+def test_the_pages_list_of_the_24_genres_is_moviegenres():
+    script = (REPO / "src" / "moviegenre" / "api" / "web" / "app.js").read_text(encoding="utf-8")
+    listed = re.search(r"const COURSE_GENRES = \[(.*?)\];", script, re.S)[1]
+    assert re.findall(r'"([^"]+)"', listed) == list(GENRES)
+
+
+def test_a_titled_genre_model_keeps_the_genres_words(page, server):
+    """A title changes the heading only: a model of the 24 genres still speaks of genres."""
+
+    def titled(route):
+        response = route.fetch()
+        route.fulfill(response=response, json={**response.json(), "title": "Our genre model"})
+
+    page.route("**/v1/model", titled)
+    open_page(page, server)
+    assert page.locator("h1").inner_text() == "Our genre model"
+    assert "24 genres" in page.locator("#lede").inner_text()
+    predict(page, E2_PLOT, "Midnight Express")
+    assert page.locator("#chart-heading").inner_text() == "All genres"
+    assert "label" not in page.evaluate("document.body.innerText").lower()

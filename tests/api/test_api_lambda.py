@@ -20,6 +20,7 @@ from tests.support.needs import DEV_EXTRA, need, need_module
 
 from conftest import E1_PLOT, E2_PLOT
 from moviegenre.core.genres import GENRES, PROBABILITY_KEYS
+from moviegenre.core.labels import MAX_LABELS
 from moviegenre.model.genre_model import as_probability_record
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "aws"
@@ -115,7 +116,7 @@ def test_inference_events_explain_on_request(handler, small_model, name):
         parts = entry["intercept"] + sum(t["weight"] for t in entry["terms"]) + entry["other_terms"]
         assert parts == pytest.approx(entry["score"], abs=1e-9) and entry["embedding"] is None
         assert all(t["field"] == "plot" and t["term"] in E1_PLOT for t in entry["terms"])
-    refused = handler(with_query(event(name), explain="true", explain_top="25"), None)
+    refused = handler(with_query(event(name), explain="true", explain_top=str(MAX_LABELS + 1)), None)
     assert "explain_top" in assert_error(refused, 422, "invalid_request")["message"]
 
 

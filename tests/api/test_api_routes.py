@@ -18,6 +18,7 @@ from conftest import E1_PLOT, E2_PLOT
 from moviegenre.api.app import create_app, max_url_bytes
 from moviegenre.core.data import load_movies
 from moviegenre.core.genres import GENRES, PROBABILITY_KEYS
+from moviegenre.core.labels import MAX_LABELS
 from moviegenre.core.settings import Settings
 from moviegenre.kinds.registry import get_kind, register
 from moviegenre.model.explain import explainable_kinds
@@ -445,7 +446,7 @@ def test_predict_explains_each_item_on_request(client, small_model):
     assert client.post("/v1/predict", json={"items": items, "explain": False}).json() == plain
 
 
-@pytest.mark.parametrize("top", [0, 25, -1, "three"])
+@pytest.mark.parametrize("top", [0, MAX_LABELS + 1, -1, "three"])
 def test_explain_top_is_bounded(client, top):
     response = client.get("/inference", params={"plot": E1_PLOT, "explain": "true", "explain_top": top})
     assert_error(response, 422, "invalid_request", "query parameter 'explain_top'")
@@ -465,11 +466,11 @@ def test_openapi_documents_explanations(client):
     parameters = {p["name"]: p for p in schema["paths"]["/inference"]["get"]["parameters"]}
     assert parameters["explain"]["schema"] == {**parameters["explain"]["schema"], "type": "boolean", "default": False}
     top = parameters["explain_top"]["schema"]
-    assert (top["type"], top["minimum"], top["maximum"], top["default"]) == ("integer", 1, 24, 3)
+    assert (top["type"], top["minimum"], top["maximum"], top["default"]) == ("integer", 1, MAX_LABELS, 3)
     models = schema["components"]["schemas"]
     request = models["PredictRequest"]["properties"]
     assert request["explain"]["default"] is False
-    assert (request["explain_top"]["minimum"], request["explain_top"]["maximum"]) == (1, 24)
+    assert (request["explain_top"]["minimum"], request["explain_top"]["maximum"]) == (1, MAX_LABELS)
     for holder in ("InferenceResponse", "Prediction"):
         assert models[holder]["properties"]["explanation"]["items"] == {"$ref": "#/components/schemas/GenreExplanation"}
         assert "explanation" not in models[holder]["required"]

@@ -11,7 +11,8 @@ with the reason.
 
 ``python -m moviegenre.api.lambda_handler --check`` is the container image's build-time check: it
 imports the handler as Lambda does and sends it an ``/inference`` event, and exits non-zero,
-saying why, unless the answer is the 24 probabilities (see :func:`check`).
+saying why, unless the answer is the model's probabilities, one ``p_<label>`` per label in the
+model's order (the 24 genres' for the default model; see :func:`check`).
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ from mangum import Mangum
 
 from moviegenre.api.app import create_app
 from moviegenre.core.examples import EXAMPLE_PLOTS
-from moviegenre.core.genres import PROBABILITY_KEYS
 from moviegenre.core.settings import Settings
 
 # Lambda's runtime logs the root logger at WARNING; the load and warm-up times are worth a line
@@ -86,7 +86,9 @@ def check() -> str:
 
     The model was loaded and warmed when this module was imported, as in Lambda's init phase;
     then a REST API event for ``GET /inference`` with an example plot goes through the handler,
-    and the answer must be 200 with the 24 probabilities. Returns a one-line summary; raises
+    and the answer must be 200 with the model's probabilities: its keys
+    (:attr:`~moviegenre.model.genre_model.GenreModel.probability_keys`, the 24 genres' for the
+    default model) in its order, each in [0, 1]. Returns a one-line summary; raises
     :class:`CheckFailed` with the reason (a model that cannot be loaded, an extra the image
     lacks, a wrong answer).
     """
@@ -101,16 +103,19 @@ def check() -> str:
     took = time.perf_counter() - started
     if response.get("statusCode") != 200:
         raise CheckFailed(f"GET /inference answered {response.get('statusCode')}: {response.get('body')}")
+    keys = list(state.model.probability_keys)
     probabilities = json.loads(response["body"]).get("clasification") or {}
-    values = [probabilities.get(key) for key in PROBABILITY_KEYS]
-    if list(probabilities) != list(PROBABILITY_KEYS) or not all(
+    values = [probabilities.get(key) for key in keys]
+    if list(probabilities) != keys or not all(
         isinstance(v, float) and math.isfinite(v) and 0 <= v <= 1 for v in values
     ):
-        raise CheckFailed(f"GET /inference answered 200 without the 24 probabilities: {response['body'][:500]}")
-    top = max(probabilities, key=probabilities.get)
+        raise CheckFailed(
+            f"GET /inference answered 200 without the model's {len(keys)} probabilities: {response['body'][:500]}"
+        )
+    top = max(range(len(keys)), key=lambda i: values[i])
     return (
         f"model {state.model.id} ({state.model.kind}) from {state.source}: init {init_seconds:.2f} s, "
-        f"GET /inference 200 in {took * 1000:.0f} ms (top genre {top.removeprefix('p_')})"
+        f"GET /inference 200 in {took * 1000:.0f} ms (top label {state.model.labels[top]})"
     )
 
 

@@ -11,6 +11,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSche
 from moviegenre.core.errors import InvalidItem
 from moviegenre.core.genres import GENRES, PROBABILITY_KEYS
 from moviegenre.core.items import MAX_TITLE_CHARS, MAX_YEAR, MIN_YEAR, PLOT_PATTERN, check_year
+from moviegenre.core.labels import MAX_LABELS
 from moviegenre.model.explain import EXPLAIN_TERMS, EXPLAIN_TOP, explainable_kinds
 
 _E2_PLOT = (
@@ -36,15 +37,19 @@ PLOT_DESCRIPTION = (
 )
 
 
-#: ``explain_top``'s bounds and description, for the query parameter and the request field.
-EXPLAIN_TOP_BOUNDS: dict[str, int] = {"ge": 1, "le": len(GENRES)}
+#: ``explain_top``'s bounds and description, for the query parameter and the request field: up
+#: to the most labels a model can have; a model of fewer labels explains them all.
+EXPLAIN_TOP_BOUNDS: dict[str, int] = {"ge": 1, "le": MAX_LABELS}
 EXPLAIN_DESCRIPTION = (
-    "Also explain the most probable genres: the words of the plot and title that pushed each "
-    "genre's score up or down (see `explanation`). The model kinds "
+    "Also explain the most probable labels (the 24 genres by default): the words of the plot and "
+    "title that pushed each label's score up or down (see `explanation`). The model kinds "
     f"{', '.join(f'`{name}`' for name in explainable_kinds())} can be explained; another kind "
     "answers 422 `not_explainable`."
 )
-EXPLAIN_TOP_DESCRIPTION = f"How many genres to explain, most probable first (1 to {len(GENRES)}); used with `explain`."
+EXPLAIN_TOP_DESCRIPTION = (
+    f"How many labels to explain, most probable first (1 to {MAX_LABELS:,}; a model with fewer labels "
+    "explains them all); used with `explain`."
+)
 
 _EXAMPLE_EXPLANATION = [
     {
@@ -71,18 +76,21 @@ class ExplanationTerm(BaseModel):
         "the year as sent."
     )
     field: Literal["plot", "title", "year"] = Field(description="Where the term comes from.")
-    weight: float = Field(description="What the term added to the genre's score (negative: took away).")
+    weight: float = Field(description="What the term added to the label's score (negative: took away).")
 
 
 class GenreExplanation(BaseModel):
-    """Why the model gave a genre its probability: its score (logit) as the sum of its parts,
-    ``intercept + sum(terms[].weight) + other_terms + (embedding or 0) == score``."""
+    """Why the model gave a label (a genre, by default) its probability: its score (logit) as the
+    sum of its parts, ``intercept + sum(terms[].weight) + other_terms + (embedding or 0) == score``."""
 
     model_config = ConfigDict(json_schema_extra={"example": _EXAMPLE_EXPLANATION[0]})
 
-    genre: str
-    probability: float = Field(description="The genre's probability, as in the prediction.")
-    score: float = Field(description="The genre's logit, before any calibration.")
+    genre: str = Field(
+        description="The label explained: one of the model's labels (`GET /v1/model`), the 24 genres by "
+        "default; the field keeps its name for compatibility."
+    )
+    probability: float = Field(description="The label's probability, as in the prediction.")
+    score: float = Field(description="The label's logit, before any calibration.")
     intercept: float = Field(description="The part of the score that does not depend on the movie.")
     terms: list[ExplanationTerm] = Field(
         description=f"The strongest contributions by absolute weight, strongest first (at most {EXPLAIN_TERMS})."
@@ -95,7 +103,7 @@ class GenreExplanation(BaseModel):
 
 
 _EXPLANATION_FIELD_DESCRIPTION = (
-    "With `explain`: the top genres, most probable first, each with the terms behind its score."
+    "With `explain`: the top labels, most probable first, each with the terms behind its score."
 )
 
 
@@ -117,8 +125,9 @@ class ErrorResponse(BaseModel):
 
 
 class InferenceResponse(BaseModel):
-    """The original API's body: the 24 ``p_<Genre>`` probabilities under ``clasification``
-    (spelled so, for drop-in compatibility)."""
+    """The original API's body: one ``p_<label>`` probability per label of the model under
+    ``clasification`` (spelled so, for drop-in compatibility); for the default model, the 24
+    ``p_<Genre>`` keys of the original system."""
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -131,7 +140,10 @@ class InferenceResponse(BaseModel):
     )
 
     clasification: dict[str, float] = Field(
-        description="`p_Action` ... `p_Western`, in the original's order; each in [0, 1]."
+        description="`p_<label>` for each of the model's labels, in the model's order (`GET /v1/model`), "
+        "each in [0, 1]: for the default model `p_Action` ... `p_Western`, in the original's order. In the "
+        "key the label's `%`, `,`, `\"` and control characters are percent-encoded (`Crime, Mystery` is "
+        "`p_Crime%2C Mystery`); other characters are kept."
     )
     explanation: list[GenreExplanation] = Field(
         default_factory=list,
@@ -241,10 +253,13 @@ class ModelRef(BaseModel):
 
 class Prediction(BaseModel):
     id: str
-    probabilities: dict[str, float] = Field(description="Genre -> probability, in genre order.")
+    probabilities: dict[str, float] = Field(
+        description="Label -> probability, for each of the model's labels in the model's order "
+        "(`GET /v1/model`): the 24 genres by default. Keys are the label names as they are."
+    )
     genres: list[str] = Field(
-        description="The predicted genres: those reaching their tuned per-genre threshold, most "
-        "probable first (at least one)."
+        description="The predicted labels (genres, by default): those reaching their tuned per-label "
+        "threshold, most probable first (at least one)."
     )
     explanation: list[GenreExplanation] = Field(
         default_factory=list, description=_EXPLANATION_FIELD_DESCRIPTION + " Absent without it."
@@ -297,6 +312,28 @@ class ReadyResponse(BaseModel):
 
     status: str
     model: ModelRef
+
+
+#: ``GET /v1/model``'s 200 answer in the OpenAPI document: the model card, which has no fixed
+#: schema here (it is :class:`moviegenre.model.card.ModelCard`'s JSON), with an abridged example.
+MODEL_CARD_RESPONSE: dict[str, Any] = {
+    "description": "The model card (`model.json`). `labels`: the labels the model predicts, in its output "
+    "order, each with `name` and `positives` (training movies that had it; `null` when unknown): the 24 "
+    "genres by default. `title`: the model's name for people, if it has one. `thresholds`: per label.",
+    "content": {
+        "application/json": {
+            "example": {
+                "format_version": 4,
+                "id": "linear-20250101T000000Z-1a2b3c",
+                "kind": "linear",
+                "title": None,
+                "labels": [{"name": "Action", "positives": 1290}, {"name": "Adventure", "positives": 910},
+                           {"name": "Western", "positives": 205}],  # abridged: the 24 genres, in order
+                "thresholds": {"Action": 0.31, "Adventure": 0.27, "Western": 0.35},
+            }
+        }
+    },
+}
 
 
 #: ``responses=`` entries documenting the error body for the given status codes.

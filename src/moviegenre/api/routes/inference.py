@@ -1,4 +1,8 @@
-"""``GET /inference``: the original API, drop-in, with an optional explanation."""
+"""``GET /inference``: the original API, drop-in, with an optional explanation.
+
+The body holds one ``p_<label>`` key per label of the model, in the model's order
+(:attr:`~moviegenre.model.genre_model.GenreModel.probability_keys`): for the default model, the
+original system's 24 ``p_<Genre>`` keys, so its answer is the original's."""
 
 from __future__ import annotations
 
@@ -21,7 +25,7 @@ from moviegenre.api.schemas import (
 from moviegenre.core.errors import InvalidItem
 from moviegenre.core.items import check_plot
 from moviegenre.model.explain import EXPLAIN_TOP, explain_items
-from moviegenre.model.genre_model import GenreModel, as_probability_record
+from moviegenre.model.genre_model import GenreModel
 
 router = APIRouter(tags=["compatibility"])
 
@@ -34,7 +38,7 @@ INLINE_MAX_CHARS = 20_000
 
 def _classify(model: GenreModel, plot: str, max_chars: int) -> dict[str, dict[str, float]]:
     proba = model.predict_proba([plot], max_plot_chars=max_chars)
-    return {"clasification": as_probability_record(proba[0])}
+    return {"clasification": model.probability_record(proba[0])}
 
 
 def _classify_and_explain(model: GenreModel, plot: str, max_chars: int, top: int, deadline: float) -> dict[str, Any]:
@@ -42,7 +46,7 @@ def _classify_and_explain(model: GenreModel, plot: str, max_chars: int, top: int
     explanation = explain_items(
         model, [plot], top_genres=top, proba=proba, max_plot_chars=max_chars, deadline=deadline
     )[0]
-    return {"clasification": as_probability_record(proba[0]), "explanation": explanation}
+    return {"clasification": model.probability_record(proba[0]), "explanation": explanation}
 
 
 def query_text(query_string: bytes, name: str) -> str | None:
@@ -68,7 +72,7 @@ def query_text(query_string: bytes, name: str) -> str | None:
     response_model=InferenceResponse,
     response_model_exclude_unset=True,
     responses=error_responses(400, 401, 413, 414, 422, 503, 504),
-    summary="Genre probabilities for one plot (the original API)",
+    summary="Label (genre) probabilities for one plot (the original API)",
 )
 async def inference(
     request: Request,
@@ -79,10 +83,13 @@ async def inference(
     explain: Annotated[bool, Query(description=EXPLAIN_DESCRIPTION)] = False,
     explain_top: Annotated[int, Query(description=EXPLAIN_TOP_DESCRIPTION, **EXPLAIN_TOP_BOUNDS)] = EXPLAIN_TOP,
 ):
-    """Same request and body as the original system: ``{"clasification": {"p_Action": ...}}``
-    with the 24 ``p_<Genre>`` keys in the original's order. With ``explain=true`` the body
-    also holds ``explanation``; without it, it is exactly the original's. For many or long
-    plots use ``POST /v1/predict``."""
+    """Same request and body as the original system: ``{"clasification": {"p_Action": ...}}``,
+    one ``p_<label>`` key per label of the model, in the model's order (``GET /v1/model`` lists
+    them): for the default model, the 24 ``p_<Genre>`` keys in the original's order. In a key,
+    the label's ``%``, ``,``, ``"`` and control characters are percent-encoded (``Crime,
+    Mystery`` is ``p_Crime%2C Mystery``). With ``explain=true`` the body also holds
+    ``explanation``; without it, it is exactly the original's. For many or long plots use
+    ``POST /v1/predict``."""
     try:
         plot = query_text(request.scope.get("query_string", b""), "plot") or plot
     except UnicodeDecodeError as exc:

@@ -8,7 +8,13 @@ from fastapi import APIRouter
 
 from moviegenre.api.deps import MetricsDep, ModelDep, SettingsDep, run_explaining, run_limited
 from moviegenre.api.errors import ApiError, invalid_item
-from moviegenre.api.schemas import LimitsResponse, PredictRequest, PredictResponse, error_responses
+from moviegenre.api.schemas import (
+    MODEL_CARD_RESPONSE,
+    LimitsResponse,
+    PredictRequest,
+    PredictResponse,
+    error_responses,
+)
 from moviegenre.core.errors import InvalidItem
 from moviegenre.core.items import check_item
 from moviegenre.core.settings import Settings
@@ -23,14 +29,14 @@ def _predict(
     deadline: float | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     proba = model.predict_proba(items, max_plot_chars=max_chars)
-    genres = model.genres
+    labels = model.labels
     predictions = [
         {
             "id": item.id,
-            "probabilities": dict(zip(genres, row.tolist(), strict=True)),
-            "genres": labels,
+            "probabilities": dict(zip(labels, row.tolist(), strict=True)),
+            "genres": predicted,
         }
-        for item, row, labels in zip(request.items, proba, model.label_sets(proba), strict=True)
+        for item, row, predicted in zip(request.items, proba, model.label_sets(proba), strict=True)
     ]
     if request.explain:
         explanations = explain_items(
@@ -44,7 +50,7 @@ def _predict(
 def _check_budget(request: PredictRequest, settings: Settings) -> None:
     """Refuse, before any work, more items than ``max_items``, and, to explain, more than
     ``max_explained_items``: explaining an item costs about 15 times what scoring it does, and
-    about the same for one genre as for all 24, so the budget counts items."""
+    about the same for one label as for all of them, so the budget counts items."""
     n = len(request.items)
     if n > settings.max_items:
         raise ApiError(
@@ -66,15 +72,17 @@ def _check_budget(request: PredictRequest, settings: Settings) -> None:
     response_model=PredictResponse,
     response_model_exclude_unset=True,
     responses=error_responses(400, 401, 413, 415, 422, 503, 504),
-    summary="Genre probabilities and predicted genres for a batch of plots",
+    summary="Label (genre) probabilities and predicted labels for a batch of plots",
 )
 async def predict(request: PredictRequest, model: ModelDep, settings: SettingsDep, metrics: MetricsDep):
-    """Scores up to ``max_items`` movies. ``genres`` holds the genres whose probability reaches
-    the per-genre threshold stored in the model (tuned by cross-validation when it was trained),
+    """Scores up to ``max_items`` movies against the model's labels (the 24 genres by default;
+    ``GET /v1/model`` lists them). ``probabilities`` maps each label, by name, to its
+    probability, in the model's order. ``genres`` holds the labels whose probability reaches the
+    per-label threshold stored in the model (tuned by cross-validation when it was trained),
     most probable first; a movie always gets at least one. With ``"explain": true`` each
-    prediction also holds ``explanation``: the ``explain_top`` most probable genres, each with
-    the words of the plot and title behind its score (for at most ``max_explained_items`` items,
-    see ``GET /v1/limits``)."""
+    prediction also holds ``explanation``: the ``explain_top`` most probable labels (all of
+    them, for a model with fewer), each with the words of the plot and title behind its score
+    (for at most ``max_explained_items`` items, see ``GET /v1/limits``)."""
     _check_budget(request, settings)
     items = [item.model_dump(include={"plot", "title", "year"}) for item in request.items]
     for index, item in enumerate(items):
@@ -92,10 +100,16 @@ async def predict(request: PredictRequest, model: ModelDep, settings: SettingsDe
 
 @router.get(
     "/model",
-    responses=error_responses(401, 503),
-    summary="The loaded model's model.json: what it is, how it was made, how well it did",
+    responses={200: MODEL_CARD_RESPONSE, **error_responses(401, 503)},
+    summary="The loaded model's model.json: its labels, what it is, how it was made, how well it did",
 )
 async def model_card(model: ModelDep) -> dict[str, Any]:
+    """The model card (``model.json``) of the loaded model. ``labels`` lists the labels it
+    predicts, in its output order, each with ``name`` and ``positives`` (how many training
+    movies had it): the 24 genres by default, or a catalogue's own. They are the keys of
+    ``probabilities`` in ``POST /v1/predict``; ``GET /inference`` writes each as ``p_<label>``.
+    ``title``, when present, is the model's name for people (the web page's heading);
+    ``thresholds`` holds each label's threshold. A client can read the label set here first."""
     return model.metadata
 
 

@@ -1,9 +1,20 @@
-// The page at "/": sends the plot to POST /v1/predict and draws the 24 probabilities, and for
-// the top genres the words that pushed each one up or down, highlighted in the plot as sent.
+// The page at "/": sends the plot to POST /v1/predict and draws one probability per label of
+// the model (the 24 genres by default, or a catalogue's own labels, as GET /v1/model lists them),
+// and for the top labels the words that pushed each one up or down, highlighted in the plot as
+// sent. The heading is the model's title when it has one. Label names come from the server and
+// are only ever set as text (textContent, dataset), never parsed as HTML.
 // Plain script, no build step and no network use beyond this server's own API.
 "use strict";
 
 (function () {
+  // The course's 24 genres, in their order (moviegenre.GENRES): a model of exactly these is a
+  // genre model; tests/test_web_page.py checks that this list is moviegenre.GENRES.
+  const COURSE_GENRES = [
+    "Action", "Adventure", "Animation", "Biography", "Comedy", "Crime", "Documentary", "Drama",
+    "Family", "Fantasy", "Film-Noir", "History", "Horror", "Music", "Musical", "Mystery", "News",
+    "Romance", "Sci-Fi", "Short", "Sport", "Thriller", "War", "Western",
+  ];
+
   // The two example plots of the original system's README (moviegenre.examples.EXAMPLE_PLOTS),
   // with their films' titles: the title is one of the model's inputs, so an example sends both.
   const EXAMPLES = {
@@ -60,10 +71,13 @@
 
   const numbers = new Intl.NumberFormat("en");
   let maxPlotChars = 20000; // replaced by GET /v1/limits when the server answers
-  let thresholds = {}; // genre -> threshold, from GET /v1/model
+  let thresholds = new Map(); // label -> threshold, from GET /v1/model
   let infoLoaded = false;
   let busy = false;
   let shown = null; // {plot, title, explanation} of the result on screen
+  // What the page calls the model's outputs: the 24 genres by default, "labels" for a model of
+  // its own labels (describeLabels decides). Marked words in the page ([data-noun]) follow.
+  let nouns = { one: "genre", many: "genres" };
 
   class ApiError extends Error {
     constructor(status, code, message) {
@@ -151,6 +165,38 @@
     return (p * 100).toFixed(p < 0.1 ? 1 : 0) + "%";
   }
 
+  // The heading and the lede follow the model: its title, if it has one, and its labels.
+  function describeLabels(meta) {
+    const labels = Array.isArray(meta.labels) ? meta.labels : [];
+    const modelTitle = typeof meta.title === "string" ? meta.title.trim() : "";
+    if (modelTitle) {
+      $("page-title").textContent = modelTitle;
+      document.title = modelTitle;
+    }
+    // The course's 24 genres (moviegenre.GENRES) name a model "genres"; any other label set, "labels".
+    const names = labels.map((label) => (label && typeof label.name === "string" ? label.name : ""));
+    const ownLabels = meta.labels_from || names.join("\n") !== COURSE_GENRES.join("\n");
+    if (labels.length && ownLabels) {
+      $("lede").textContent = "Paste a plot synopsis and see how likely each of the model’s " +
+        `${numbers.format(labels.length)} labels is.`;
+      useNouns({ one: "label", many: "labels" }, !modelTitle);
+    }
+  }
+
+  // Every text of the page that names the model's outputs, in `words` ({one, many}); the heading
+  // too where the model has no title of its own. Only ever set as text.
+  function useNouns(words, heading) {
+    nouns = words;
+    const capital = (word) => word.charAt(0).toUpperCase() + word.slice(1);
+    const forms = { genre: words.one, genres: words.many, Genres: capital(words.many) };
+    for (const node of document.querySelectorAll("[data-noun]")) {
+      if (node.dataset.noun in forms) node.textContent = forms[node.dataset.noun];
+    }
+    chart.setAttribute("aria-label", `Probability of each ${words.one}, most likely first`);
+    if (!busy) submit.textContent = `Predict ${words.many}`;
+    if (heading) document.title = $("page-title").textContent;
+  }
+
   function describeModel(meta) {
     const parts = [`Model: ${meta.id}`];
     if (meta.kind) parts[0] += ` (${meta.kind})`;
@@ -178,7 +224,9 @@
       updateCount();
     }
     if (model.status === "fulfilled") {
-      thresholds = model.value.thresholds || {};
+      const given = model.value.thresholds;
+      thresholds = new Map(given && typeof given === "object" ? Object.entries(given) : []);
+      describeLabels(model.value);
       $("model-info").textContent = describeModel(model.value);
     } else if (needsKey(model.reason)) {
       $("model-info").textContent = "Model: hidden until you enter the API key.";
@@ -197,19 +245,21 @@
     return node;
   }
 
+  // One bar: a label of the model (a genre, by default) and its probability.
   function bar(genre, probability, predicted) {
     const item = element("li", "bar" + (predicted ? " predicted" : ""));
     item.dataset.genre = genre;
     item.dataset.probability = String(probability);
 
     const label = element("span", "bar-label", (predicted ? "✓ " : "") + genre);
+    label.title = genre; // the whole name, where a long one is cut short
 
     const track = element("span", "bar-track");
     track.setAttribute("aria-hidden", "true");
     const fill = element("span", "bar-fill");
     fill.style.width = Math.max(0, Math.min(1, probability)) * 100 + "%";
     track.append(fill);
-    const threshold = thresholds[genre];
+    const threshold = thresholds.get(genre);
     if (typeof threshold === "number") {
       const mark = element("span", "bar-threshold");
       mark.style.left = Math.max(0, Math.min(1, threshold)) * 100 + "%";
@@ -415,6 +465,13 @@
     const predicted = new Set(prediction.genres);
     const rows = Object.entries(prediction.probabilities).sort((a, b) => b[1] - a[1]);
     chart.replaceChildren(...rows.map(([g, p]) => bar(g, p, predicted.has(g))));
+    // Room for longer label names than the 24 genres' (a model's own labels), within limits.
+    const longest = Math.max(0, ...rows.map(([g]) => Array.from(g).length));
+    if (longest > 13) {
+      chart.style.setProperty("--label-width", `${Math.min(longest, 30) * 0.6 + 1.5}em`);
+    } else {
+      chart.style.removeProperty("--label-width");
+    }
     renderReasons(prediction, sent);
     const names = prediction.genres.join(", ");
     const name = sent.title;
@@ -424,7 +481,7 @@
       info.textContent = describeModel(response.model);
     }
     resultBody.hidden = false;
-    const noun = prediction.genres.length === 1 ? "genre" : "genres";
+    const noun = prediction.genres.length === 1 ? nouns.one : nouns.many;
     status.textContent = (name ? `“${name}”: predicted ${noun}` : `Predicted ${noun}`) +
       `: ${names || "none above its threshold"}.`;
     // On a phone the results sit below the form: bring their top into view.
@@ -466,7 +523,7 @@
     busy = true;
     submit.setAttribute("aria-disabled", "true");
     submit.textContent = "Predicting…";
-    status.textContent = "Predicting genres…";
+    status.textContent = `Predicting ${nouns.many}…`;
     form.setAttribute("aria-busy", "true");
     results.setAttribute("aria-busy", "true"); // one announcement, once the result is complete
     try {
@@ -490,7 +547,7 @@
     } finally {
       busy = false;
       submit.removeAttribute("aria-disabled");
-      submit.textContent = "Predict genres";
+      submit.textContent = `Predict ${nouns.many}`;
       form.removeAttribute("aria-busy");
       results.removeAttribute("aria-busy");
     }
