@@ -155,6 +155,7 @@ class NeverStarted:
     """An engine that fails the test if started: checks must come first."""
 
     name, workers = "never", 0
+    probability_keys = PROBABILITY_KEYS  # known before starting, from the model's card
 
     def __enter__(self):
         raise AssertionError("the engine was started before the inputs and the output were checked")

@@ -17,6 +17,11 @@ sorting its rows into movies to score and rejects (:func:`split_rejects`) run wh
 piece is scored: the same code in this process (the local engine) and on a Dask worker, so
 every engine gives the same pieces and the same output.
 
+An input may not hold a column named like one of the output's (:func:`refuse_clashing_columns`:
+a model's ``p_<label>`` key, such as a file of earlier scores given back as input): planning
+reads every input's column names (a Parquet footer, a CSV's header line, never its rows) and
+refuses such a file before anything is written, whichever engine scores it.
+
 IDs keep their type: a Parquet ID column of integers stays integers in the output; every other
 ID is text (a CSV's IDs are text: they may be ``007``). When the inputs disagree, all IDs are
 written as text, so that every part of a Parquet output has one schema.
@@ -27,6 +32,7 @@ from __future__ import annotations
 import glob
 import os
 import posixpath
+import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -41,11 +47,13 @@ from moviegenre.core.items import to_frame
 from moviegenre.core.parquet import check_parquet, parquet_errors, parquet_frame, pyarrow_parquet
 from moviegenre.core.tables import (
     CSV_SUFFIXES,
+    CheckedBytes,
     CsvSpan,
     csv_frames,
     csv_spans,
     file_opener,
     local_opener,
+    read_header,
     require_regular_file,
 )
 
@@ -150,19 +158,42 @@ def _data_files(fs, path: str, pattern: str) -> list[str]:
     return files
 
 
-def plan_inputs(patterns: Sequence[str | os.PathLike], max_bytes: int, piece_rows: int = PIECE_ROWS) -> Plan:
-    """Expand the inputs and cut them into pieces; read no row, only Parquet footers (a
-    Parquet file of more than ``max_bytes`` uncompressed is refused here). A CSV or zip file
-    is one uncut piece."""
+def refuse_clashing_columns(names: Sequence[object], reserved: Sequence[str], source: str) -> None:
+    """Raise :class:`DataError` if a column of ``source`` (``names``, the ID column's included)
+    is named like one of the output's columns ``reserved`` (a model's ``p_<label>`` keys), as
+    the file is read: surrounding white space removed, compared in Unicode NFC."""
+    if not reserved:
+        return
+    taken = set(reserved)
+    stripped = dict.fromkeys(str(name).strip() for name in names if name is not None)
+    clashing = [name for name in stripped if unicodedata.normalize("NFC", name) in taken]
+    if clashing:
+        more = f" and {len(clashing) - 10} more" if len(clashing) > 10 else ""
+        shown = ", ".join(repr(name) for name in clashing[:10]) + more
+        raise DataError(
+            f"{source}: column(s) {shown} clash with the model's output columns (ID then p_<label>); "
+            "rename or drop them before scoring"
+        )
+
+
+def plan_inputs(
+    patterns: Sequence[str | os.PathLike], max_bytes: int, piece_rows: int = PIECE_ROWS, reserved: Sequence[str] = ()
+) -> Plan:
+    """Expand the inputs and cut them into pieces; read no row, only Parquet footers and CSV
+    header lines (a Parquet file of more than ``max_bytes`` uncompressed is refused here, and
+    any file with a column named like one of the output's columns ``reserved``: see
+    :func:`refuse_clashing_columns`). A CSV or zip file is one uncut piece."""
     sources = expand_inputs(patterns)
     pieces: list[Piece] = []
     integer_ids: list[bool] = []
     for source in sources:
         url = source if is_url(source) else os.path.abspath(source)
         if _suffix(url) == ".parquet":
-            file_pieces, integers = _parquet_pieces(source, url, len(pieces), max_bytes, piece_rows)
+            file_pieces, integers = _parquet_pieces(source, url, len(pieces), max_bytes, piece_rows, reserved)
         else:
             file_pieces, integers = [Piece(len(pieces), source, url)], False
+            if reserved:
+                refuse_clashing_columns(_csv_columns(file_pieces[0], max_bytes), reserved, source)
         pieces.extend(file_pieces)
         integer_ids.append(integers)
     return Plan(tuple(sources), tuple(pieces), all(integer_ids))
@@ -172,8 +203,14 @@ def _suffix(url: str) -> str:
     return posixpath.splitext(url.rstrip("/"))[1].lower()
 
 
+def _csv_columns(piece: Piece, max_bytes: int) -> list[str]:
+    """The column names of a CSV or zip piece's file, from its header line alone."""
+    with _csv_opener(piece)() as handle:
+        return read_header(CheckedBytes(handle, piece.source, max_bytes), piece.source)
+
+
 def _parquet_pieces(
-    source: str, url: str, first_number: int, max_bytes: int, piece_rows: int
+    source: str, url: str, first_number: int, max_bytes: int, piece_rows: int, reserved: Sequence[str] = ()
 ) -> tuple[list[Piece], bool]:
     """Pieces of row groups of ``source``, and whether its IDs are integers."""
     pq = pyarrow_parquet()
@@ -184,6 +221,7 @@ def _parquet_pieces(
         meta = pq.ParquetFile(handle).metadata
     schema = check_parquet(meta, source, max_bytes)
     require_columns(pd.DataFrame(columns=schema.names[1:]), ["plot"], source)
+    refuse_clashing_columns(schema.names, reserved, source)
     if meta.num_rows == 0:
         raise DataError(f"{source} has a header but no rows; nothing to score")
     pieces, groups, rows, first_row = [], [], 0, 0
@@ -266,12 +304,13 @@ def _read_parquet_piece(piece: Piece, chunk_rows: int) -> Iterator[pd.DataFrame]
 
 
 def split_rejects(
-    raw: pd.DataFrame, piece: Piece, first_row: int, max_plot_chars: int
+    raw: pd.DataFrame, piece: Piece, first_row: int, max_plot_chars: int, reserved: Sequence[str] = ()
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(movies to score, rejected rows with ID, source, row and reason) of rows of a piece, the
     first of them row ``first_row`` (0-based) of the file, plots of up to ``max_plot_chars``
-    characters being valid."""
+    characters being valid. A column named like one of ``reserved`` is refused, as in planning."""
     require_columns(raw, ["plot"], piece.source)
+    refuse_clashing_columns([raw.index.name, *raw.columns], reserved, piece.source)
     reasons = row_problems(raw, max_plot_chars)
     invalid = reasons.notna().to_numpy()
     rejects = pd.DataFrame(

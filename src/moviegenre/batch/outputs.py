@@ -3,9 +3,10 @@
 The output path chooses the format: ``OUT.csv`` is one CSV file; ``OUT.parquet`` or a path
 with no suffix is a Parquet directory holding ``part-000000.parquet``, ``part-000001.parquet``...
 (one per piece of the input, in input order) and, once complete, a ``_SUCCESS`` marker, as
-Spark and Hadoop write it. Both have the columns ``ID`` then the 24 ``p_`` probabilities; an ID
-keeps its type (integer or text). Rejected rows go to ``OUT.rejects.csv``: ID, source, row,
-reason. Paths may be local or fsspec URLs (``s3://bucket/scores.parquet``).
+Spark and Hadoop write it. Both have the columns ``ID`` then the model's probability keys
+(``p_<label>``, :attr:`~moviegenre.model.genre_model.GenreModel.probability_keys`, in the model's
+order: the 24 ``p_`` genres of the default model); an ID keeps its type (integer or text).
+Rejected rows go to ``OUT.rejects.csv``: ID, source, row, reason. Paths may be local or fsspec URLs (``s3://bucket/scores.parquet``).
 
 The output is built in a hidden staging directory beside ``OUT`` (:class:`Staging`), on the
 same filesystem. Whichever process scores a piece writes its part there (:class:`PartWriter`),
@@ -20,6 +21,8 @@ one. A Parquet directory is only replaced if it is empty or a finished output (i
 
 from __future__ import annotations
 
+import csv
+import io
 import posixpath
 import shutil
 import uuid
@@ -106,6 +109,8 @@ class PartWriter:
     format: str
     #: IDs are written as integers (``int64``); else as text.
     integer_ids: bool
+    #: The probability columns after the ID: the model's keys, in its order.
+    columns: tuple[str, ...] = PROBABILITY_KEYS
 
     def write_scores(self, number: int, partitions: Iterable[pd.DataFrame]) -> None:
         """Write the scores of piece ``number`` (frames indexed by ID, as they come) as its part."""
@@ -158,7 +163,7 @@ class PartWriter:
 
         schema = pa.schema(
             [(ID_COLUMN, pa.int64() if self.integer_ids else pa.string())]
-            + [(key, pa.float64()) for key in PROBABILITY_KEYS]
+            + [(key, pa.float64()) for key in self.columns]
         )
         with pq.ParquetWriter(handle, schema) as writer:  # no partition: a valid, empty part
             for scores in partitions:
@@ -166,6 +171,15 @@ class PartWriter:
                 # Nullable types: a missing ID stays missing (null), whatever the ID type.
                 frame[ID_COLUMN] = frame[ID_COLUMN].astype("Int64" if self.integer_ids else "string")
                 writer.write_table(pa.Table.from_pandas(frame, schema=schema, preserve_index=False))
+
+
+def csv_header(names: Sequence[str]) -> str:
+    """The header line of ``names``, quoted where a name needs it as pandas would write it (a
+    model's keys never do: :func:`~moviegenre.core.labels.label_key` escapes ``,`` ``"`` and
+    line breaks), so ``pandas.read_csv`` reads back exactly ``names``."""
+    line = io.StringIO()
+    csv.writer(line, lineterminator="\n").writerow(names)
+    return line.getvalue()
 
 
 def part_name(number: int, suffix: str) -> str:
@@ -180,7 +194,7 @@ class Staging:
     removes whatever was not committed, so a failed run leaves nothing behind.
     """
 
-    def __init__(self, output: str | Path, *, integer_ids: bool):
+    def __init__(self, output: str | Path, *, integer_ids: bool, columns: Sequence[str] = PROBABILITY_KEYS):
         self.output, self.format = output, check_output(output)
         self.fs, self.path = url_to_fs(output)
         parent, name = posixpath.split(self.path.rstrip("/"))
@@ -188,7 +202,7 @@ class Staging:
         self._rejects_path = url_to_fs(rejects_path_for(output))[1]
         rejects_parent, rejects_name = posixpath.split(self._rejects_path)
         self._rejects_staged = posixpath.join(rejects_parent, f".{rejects_name}.{uuid.uuid4().hex}.part")
-        self.writer = PartWriter(self.fs.unstrip_protocol(self._staging), self.format, integer_ids)
+        self.writer = PartWriter(self.fs.unstrip_protocol(self._staging), self.format, integer_ids, tuple(columns))
 
     def __enter__(self) -> Staging:
         with self._errors():
@@ -225,7 +239,7 @@ class Staging:
         return None
 
     def _commit_csv(self, pieces: Sequence[int]) -> None:
-        header = ",".join([ID_COLUMN, *PROBABILITY_KEYS]) + "\n"
+        header = csv_header([ID_COLUMN, *self.writer.columns])
         assembled = posixpath.join(self._staging, "_assembled.csv")
         self._concatenate(header, [part_name(n, "csv") for n in pieces], assembled)
         self.fs.mv(assembled, self.path)

@@ -1,11 +1,19 @@
-"""Batch scoring of files into the submission format: ``ID`` then the 24 ``p_`` columns.
+"""Batch scoring of files into the submission format: ``ID`` then the model's ``p_<label>`` columns.
+
+The columns after ``ID`` are the model's
+:attr:`~moviegenre.model.genre_model.GenreModel.probability_keys`, in its order: for the default
+model the 24 ``p_`` genres of the original system, byte for byte; for a model of its own labels
+one ``p_<label>`` per label (escaped as :mod:`moviegenre.core.labels` says). Every engine knows
+them before it starts (:attr:`Engine.probability_keys`, from the model's card), so an input
+holding a column of the same name is refused before anything is written.
 
 :func:`score_files` is the one way files are scored, whatever scores them:
 
 1. the inputs (paths, globs such as ``data/*.csv``, or fsspec URLs such as
    ``s3://bucket/catalogue/*.parquet``) are expanded and planned as pieces
-   (:mod:`moviegenre.batch.inputs`: a Parquet file by row groups, a CSV file whole) and the
-   output checked, before anything starts, so a typo costs no model load or cluster start;
+   (:mod:`moviegenre.batch.inputs`: a Parquet file by row groups, a CSV file whole; their
+   column names checked against the output's) and the output checked, before anything
+   starts, so a typo costs no model load or cluster start;
 2. an :class:`Engine` cuts each CSV or zip file into pieces of ``piece_rows`` rows
    (:func:`~moviegenre.batch.inputs.cut_piece`: one streaming pass per file, where the pieces
    are scored, never in this process on a cluster), then runs :func:`score_piece` on every
@@ -38,8 +46,7 @@ import pandas as pd
 from moviegenre.batch.inputs import PIECE_ROWS, Piece, cut_piece, is_url, plan_inputs, read_piece, split_rejects
 from moviegenre.batch.outputs import ID_COLUMN, PartWriter, Staging, check_output
 from moviegenre.core.data import input_limit
-from moviegenre.core.errors import UsageError
-from moviegenre.core.genres import PROBABILITY_KEYS
+from moviegenre.core.errors import MovieGenreError, UsageError
 from moviegenre.core.items import DEFAULT_MAX_PLOT_CHARS
 from moviegenre.core.progress import Advance, Progress, quiet
 from moviegenre.core.tables import DEFAULT_MAX_INPUT_BYTES
@@ -84,6 +91,11 @@ class Engine(Protocol):
     #: How many pieces it scores at once; known once entered.
     workers: int
 
+    @property
+    def probability_keys(self) -> tuple[str, ...]:
+        """The model's output keys, in its order: known before entering (from its card)."""
+        ...
+
     def __enter__(self) -> Self: ...
 
     def __exit__(
@@ -101,9 +113,10 @@ def cut_pieces(job: Job, piece: Piece) -> list[Piece]:
 
 
 def probability_frame(model: GenreModel, partition: pd.DataFrame, max_plot_chars: int) -> pd.DataFrame:
-    """The probabilities for ``partition`` (index = IDs) as a submission-format frame."""
+    """The probabilities for ``partition`` (index = IDs) as a submission-format frame: one
+    column per key of the model (:attr:`~moviegenre.model.genre_model.GenreModel.probability_keys`)."""
     proba = model.predict_proba(partition, max_plot_chars=max_plot_chars)
-    out = pd.DataFrame(proba, columns=list(PROBABILITY_KEYS), index=partition.index)
+    out = pd.DataFrame(proba, columns=list(model.probability_keys), index=partition.index)
     out.index.name = ID_COLUMN
     return out
 
@@ -115,12 +128,19 @@ def score_piece(model: GenreModel, job: Job, piece: Piece) -> PieceResult:
     partitions of that many as they come, so memory does not grow with the piece's rows (only
     its rejects are kept until the end); the partitions are the same as when reading it whole.
     """
+    keys = job.writer.columns
+    if tuple(model.probability_keys) != keys:  # the run was planned for another model's columns
+        raise MovieGenreError(
+            f"the model scoring {piece.source} writes other columns ({len(model.probability_keys)} labels) than "
+            f"this run planned ({len(keys)}): was the model directory replaced while scoring? score again"
+        )
     counts = {"rows": 0, "scored": 0}
     rejects: list[pd.DataFrame] = []
 
     def valid_rows() -> Iterator[pd.DataFrame]:
         for raw in read_piece(piece, job.max_input_bytes, max(job.partition_rows, READ_ROWS)):
-            movies, rejected = split_rejects(raw, piece, piece.first_row + counts["rows"], job.max_plot_chars)
+            first_row = piece.first_row + counts["rows"]
+            movies, rejected = split_rejects(raw, piece, first_row, job.max_plot_chars, keys)
             counts["rows"] += len(raw)
             if len(rejected):
                 rejects.append(rejected)
@@ -163,6 +183,10 @@ class LocalEngine:
 
     def __init__(self, model: GenreModel):
         self.model = model
+
+    @property
+    def probability_keys(self) -> tuple[str, ...]:
+        return tuple(self.model.probability_keys)
 
     def __enter__(self) -> Self:
         return self
@@ -214,7 +238,9 @@ def score_files(
     ``MOVIEGENRE_MAX_PLOT_CHARS``) is rejected like any other invalid row. An input file of more
     than ``max_input_bytes`` (once decompressed; by default ``MOVIEGENRE_MAX_INPUT_BYTES``) is
     refused. A CSV or zip file is scored in pieces of ``piece_rows`` rows (pass the configured
-    ``MOVIEGENRE_PIECE_ROWS``). ``progress`` hears what is happening; ``advance`` how many rows
+    ``MOVIEGENRE_PIECE_ROWS``). The output's columns are ``ID`` then the engine's model's
+    ``probability_keys``; an input with a column of one of those names is refused before
+    anything is written. ``progress`` hears what is happening; ``advance`` how many rows
     of how many are done.
     """
     for name, value in (("partition_rows", partition_rows), ("piece_rows", piece_rows)):
@@ -224,8 +250,9 @@ def score_files(
     check_output(output)
     progress("planning the input pieces")
     max_input_bytes = input_limit(max_input_bytes)
-    plan = plan_inputs(inputs, max_input_bytes, piece_rows)
-    staging = Staging(output, integer_ids=plan.integer_ids)
+    keys = tuple(engine.probability_keys)  # from the model's card: no cluster started yet
+    plan = plan_inputs(inputs, max_input_bytes, piece_rows, reserved=keys)
+    staging = Staging(output, integer_ids=plan.integer_ids, columns=keys)
     results: dict[int, PieceResult] = {}
     with engine, staging:
         job = Job(staging.writer, partition_rows, max_plot_chars, max_input_bytes, piece_rows)
