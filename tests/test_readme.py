@@ -35,7 +35,8 @@ the shown output:
 
   A failing value is named by its path in the JSON, with the shown and the real value.
 - shown text: every shown line without ``...`` appears in the real output (stdout and stderr),
-  numbers and runs of white space aside.
+  numbers, run-to-run model ids (a model id of the same kind stands for any) and runs of white
+  space aside.
 
 The environment: ``PATH`` with this interpreter's ``bin`` first, ``HF_HUB_OFFLINE=1`` and
 ``MOVIEGENRE_DATA_HOME`` inside the working directory. Nothing is downloaded: a ``curl`` command
@@ -44,7 +45,10 @@ that fetches from the internet is skipped, and small samples of the test data fi
 ``dataTesting.zip``).
 A command that talks to ``127.0.0.1:8000`` gets a real ``moviegenre serve`` of the model the
 README names in ``moviegenre serve --model DIR`` (default ``models/linear``), started when the
-first such command comes, on a free port that replaces 8000 in the commands. The blocks with
+first such command comes, on a free port that replaces 8000 in the commands; one that talks to
+``127.0.0.1:8001``, of the model the README serves with ``--port 8001`` (the own-labels
+example). The working directory holds a copy of the repository's ``examples/`` folder, as a
+clone does. The blocks with
 such commands run after all the others, since the README may train that model further down.
 Each command runs in its own bash: ``cd`` and ``export`` do not carry over to the next one.
 
@@ -60,6 +64,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -83,7 +88,7 @@ README = REPO / "README.md"
 NO_OUTPUT_CHECK = "no-output-check"
 MARKERS = {NO_OUTPUT_CHECK}
 #: The address the README's API examples use; rewritten to the test server's.
-README_SERVER = re.compile(r"(?:127\.0\.0\.1|localhost):8000\b")
+README_SERVER = re.compile(r"(?:127\.0\.0\.1|localhost):(?P<port>800[01])\b")
 DEFAULT_SERVED_MODEL = "models/linear"
 #: Files the README tells the reader to download, and the sample of the real data standing in
 #: for each: (the test data file it is drawn from, see tests/support/data.py; movies in the sample).
@@ -236,6 +241,14 @@ DATA_COUNTS = frozenset({"rows", "n", "input_rows", "scored"})
 #: (one or a list) must be genre names, terms strings.
 MODEL_SAYS = frozenset({"genres", "genre", "genres_without_auc", "term"})
 GENRE_KEYS = MODEL_SAYS - {"term"}
+#: The labels of the own-labels example (``examples/own-labels/catalogue.csv``'s 0/1 columns):
+#: what its model says in place of genres.
+EXAMPLE_CATALOGUE = REPO / "examples" / "own-labels" / "catalogue.csv"
+EXAMPLE_LABELS = frozenset(
+    name.removeprefix("tag_")
+    for name in (next(csv.reader(EXAMPLE_CATALOGUE.open(encoding="utf-8"))) if EXAMPLE_CATALOGUE.exists() else [])
+    if name.startswith("tag_")
+)
 #: A model id: its kind, when it was trained (UTC) and a random suffix.
 MODEL_ID = re.compile(r"(?P<kind>[a-z]+)-\d{8}T\d{6}Z-[0-9a-f]{6}")
 #: Strings that differ from run to run, by what they look like: shown and real must both match.
@@ -347,8 +360,8 @@ def model_says_problems(shown, real, where: str, key: str) -> list[str]:
     values = real if isinstance(real, list) else [real]
     if key not in GENRE_KEYS:
         return [] if all(isinstance(v, str) for v in values) else [f"{where}: shown text, got {real!r}"]
-    if unknown := [v for v in values if v not in GENRES]:
-        return [f"{where}: {unknown!r} are not genres (moviegenre.GENRES)"]
+    if unknown := [v for v in values if v not in GENRES and v not in EXAMPLE_LABELS]:
+        return [f"{where}: {unknown!r} are not genres (moviegenre.GENRES) nor labels of the example catalogue"]
     return []
 
 
@@ -357,8 +370,10 @@ ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
 def normalize_text(text: str) -> str:
-    """Text with every number as ``#`` and every run of white space as one space."""
-    return " ".join(NUMBER.sub("#", ANSI.sub("", text)).split())
+    """Text with every model id as its kind (``static-<id>``), every number as ``#`` and every
+    run of white space as one space."""
+    text = MODEL_ID.sub(lambda found: f"{found['kind']}-<id>", ANSI.sub("", text))
+    return " ".join(NUMBER.sub("#", text).split())
 
 
 def text_problems(shown: str, real: str) -> list[str]:
@@ -432,18 +447,24 @@ def download_target(command: str) -> list[str] | None:
     return [url.rsplit("/", 1)[-1].split("?")[0] for url in words if url.startswith(("http://", "https://"))]
 
 
-def talks_to_server(block: Block) -> bool:
-    return any(README_SERVER.search(command.text) for command in block.commands)
+def talks_to_server(block: Block, port: str | None = None) -> bool:
+    """Whether ``block`` talks to a README server (on ``port``, if given)."""
+    return any(port in (None, found["port"]) for command in block.commands
+               for found in README_SERVER.finditer(command.text))
 
 
-def served_model(text: str) -> str:
-    """The model directory the README serves for its API examples: the last one a code block
-    serves (``moviegenre serve --model DIR``) before the first example that needs a server."""
-    named = DEFAULT_SERVED_MODEL
+def served_model(text: str, port: str = "8000") -> str | None:
+    """The model directory the README serves on ``port`` for its API examples: the last one a
+    code block serves (``moviegenre serve --model DIR``, with ``--port`` if not 8000) before the
+    first example that talks to that port; for port 8000, ``models/linear`` when none is named."""
+    named = DEFAULT_SERVED_MODEL if port == "8000" else None
     for block in parse_blocks(text):
-        if talks_to_server(block):
+        if talks_to_server(block, port):
             break
-        named = next(iter(re.findall(r"moviegenre serve\b[^\n]*?--model[ =](\S+)", block.body)[-1:]), named)
+        for command in re.findall(r"moviegenre serve\b[^\n]*", block.body):
+            model, given = re.search(r"--model[ =](\S+)", command), re.search(r"--port[ =](\d+)", command)
+            if model and (given[1] if given else "8000") == port:
+                named = model[1]
     return named
 
 
@@ -468,8 +489,8 @@ class ReadmeRunner:
 
     def __init__(self, text: str, workdir: Path, stack: ExitStack):
         self.text, self.workdir, self.stack = text, workdir, stack
-        self.server_url: str | None = None
-        self.server_error: ServerStartError | None = None
+        self.server_urls: dict[str, str] = {}
+        self.server_errors: dict[str, ServerStartError] = {}
         self.run_values = RunValues()
         bin_dir = Path(sys.prefix) / "bin"
         env = {k: v for k, v in os.environ.items() if not k.startswith("MOVIEGENRE_")}
@@ -509,7 +530,7 @@ class ReadmeRunner:
         text = command.text
         if README_SERVER.search(text):
             try:
-                text = README_SERVER.sub(self.server().removeprefix("http://"), text)
+                text = README_SERVER.sub(lambda found: self.server(found["port"]).removeprefix("http://"), text)
             except ServerStartError as exc:
                 message = str(exc)[:SERVER_ERROR_CHARS]
                 return Result(command.line, command.text, command.shown, problems=[f"no server: {message}"])
@@ -542,26 +563,29 @@ class ReadmeRunner:
         result.seconds = time.monotonic() - start
         return result
 
-    def server(self) -> str:
-        """The test server's URL, started on first use; a failed start is not retried."""
-        if self.server_error is not None:
-            raise self.server_error
-        if self.server_url is None:
-            model = served_model(self.text)
-            if not (self.workdir / model).is_dir():
-                self.server_error = ServerStartError(f"the README never made {model}, the model it serves")
-                raise self.server_error
+    def server(self, port: str = "8000") -> str:
+        """The URL of the test server standing for the README's ``port``, started on first use;
+        a failed start is not retried."""
+        if port in self.server_errors:
+            raise self.server_errors[port]
+        if port not in self.server_urls:
+            model = served_model(self.text, port)
+            if model is None or not (self.workdir / model).is_dir():
+                self.server_errors[port] = ServerStartError(
+                    f"the README never made {model}, the model it serves on port {port}"
+                    if model else f"the README never serves a model on port {port}")
+                raise self.server_errors[port]
             settings = {"MOVIEGENRE_DATA_HOME": self.env["MOVIEGENRE_DATA_HOME"]}
             serving = serve_in_background(
-                model, cwd=self.workdir, env=settings, log=self.workdir / ".readme-test-serve.log",
+                model, cwd=self.workdir, env=settings, log=self.workdir / f".readme-test-serve-{port}.log",
                 timeout_s=SERVER_START_TIMEOUT_S,
             )  # fmt: skip
             try:
-                self.server_url = self.stack.enter_context(serving).base_url
+                self.server_urls[port] = self.stack.enter_context(serving).base_url
             except ServerStartError as exc:
-                self.server_error = exc
+                self.server_errors[port] = exc
                 raise
-        return self.server_url
+        return self.server_urls[port]
 
 
 def _text(output: bytes | str | None) -> str:
@@ -580,6 +604,7 @@ RUNNABLE = [block for block in README_BLOCKS if block.runs]
 def readme_results(tmp_path_factory) -> Iterator[dict[int, list[Result]]]:
     """Every runnable README block run once, in order; results by the block's first line."""
     workdir = tmp_path_factory.mktemp("readme")
+    shutil.copytree(REPO / "examples", workdir / "examples")
     for name, (source, n) in STAND_INS.items():
         write_sample(real_data_file(source), workdir / name, n)
     with ExitStack() as stack:
@@ -910,7 +935,7 @@ ID = "linear-20261203T041053Z-e4b1c4"
          ["output['created_at']: shown a timestamp ('2026-12-03T04:10:53Z'), got 'yesterday'"]),  # fmt: skip
         (f'{{"sha256": "{"a" * 64}", "numpy": "2.1.3"}}', f'{{"sha256": "{"0" * 64}", "numpy": "2.3.0rc1"}}', []),
         ('{"genres": ["Western", "Action"]}', '{"genres": ["Drama"]}', []),  # what a model trained on a sample says
-        ('{"genres": ["Western"]}', '{"genres": ["Drama", "Cowboy"]}', ["output['genres']: ['Cowboy'] are not genres (moviegenre.GENRES)"]),
+        ('{"genres": ["Western"]}', '{"genres": ["Drama", "Cowboy"]}', ["output['genres']: ['Cowboy'] are not genres (moviegenre.GENRES) nor labels of the example catalogue"]),
         ('{"genres_without_auc": []}', '{"genres_without_auc": ["News"]}', []),
         ('[{"genre": "Western", "terms": [{"term": "outlaw", "field": "plot"}, ...]}]',
          '[{"genre": "Crime", "terms": [{"term": "gang", "field": "plot"}]}]', []),  # fmt: skip
@@ -943,6 +968,9 @@ def test_non_json_output_is_compared_as_text():
     assert output_problems("wrote 12 rows\nto scores.csv\nand ... more", "wrote 3,383 rows to scores.csv\n", "") == []
     assert output_problems("took 0.5 s", "", "took 12 s\n") == []
     assert output_problems("wrote 12 rows", "read 12 rows", "") == ["shown line not in the output: 'wrote 12 rows'"]
+    shown_id = "model static-20261203T070859Z-2817ae on 140 movies"
+    assert output_problems(shown_id, "model static-20261204T101010Z-0a1b2c on 120 movies\n", "") == []
+    assert output_problems(shown_id, "model linear-20261204T101010Z-0a1b2c on 120 movies\n", "") != []
     assert output_problems('{"a": 1}', "not json", "") == [
         "the README shows JSON, but stdout is not JSON (Expecting value: line 1 column 1 (char 0))"
     ]
@@ -963,6 +991,11 @@ def test_download_commands_are_recognised():
         served_model(f"`moviegenre serve --model DIR`\n{served}{api}{served.replace('hybrid', 'x')}") == "models/hybrid"
     )
     assert served_model("```bash\nmoviegenre serve --host 0.0.0.0\n```\n") == DEFAULT_SERVED_MODEL
+    own = "```bash\nmoviegenre serve --model models/catalogue --port 8001\n```\n"
+    second = "```console\n$ curl -s http://127.0.0.1:8001/v1/model\n```\n"
+    assert served_model(f"{served}{own}{api}{second}", "8001") == "models/catalogue"
+    assert served_model(f"{served}{own}{api}{second}") == "models/hybrid"  # --port 8001 serves another port
+    assert served_model(f"{served}{api}", "8001") is None
 
 
 def test_markers_and_comments():
