@@ -25,6 +25,7 @@ from moviegenre.core.items import to_columns as items_to_columns
 from moviegenre.core.items import to_frame as items_to_frame
 from moviegenre.core.layout import Layout
 from moviegenre.fast.bundle import BUNDLE_FILE, BUNDLE_FORMAT, load_bundle, save_bundle
+from moviegenre.fast.linear import TfidfText
 from moviegenre.kinds.compile import NotCompilable, compile_linear
 from moviegenre.kinds.registry import build_estimator
 from moviegenre.model.artifact import load_model, save_model
@@ -269,45 +270,76 @@ def test_bundle_round_trip_keeps_every_array(small_model, tmp_path):
     assert [b.vectorizer.width for b in loaded.blocks] == [b.vectorizer.width for b in small_model.scorer.blocks]
 
 
-# --- precomputed words of the char_wb block ------------------------------------------------------
+# --- the word tables: precomputed words, integer n-grams ---------------------------------------
 
 
 def char_block(fast):
     return next(b.vectorizer for b in fast.blocks if getattr(b.vectorizer, "analyzer", None) == "char_wb")
 
 
-def test_precomputed_words_have_the_columns_computed_on_the_fly(small_model):
-    vectorizer = char_block(small_model.scorer)
-    words, lengths, columns = vectorizer.known_words()
+def test_precomputed_words_have_the_rows_computed_on_the_fly(small_model):
+    table = small_model.scorer.word_tables["plot"]
+    assert sorted(v.analyzer for v in table.vectorizers) == ["char_wb", "word"]  # one lookup per word for both
+    words, stored = table.known()
     assert len(words) > 1000 and {"the", "western", ",", "a"} <= set(words)
-    indptr = np.concatenate([[0], np.cumsum(lengths)])
-    for k in range(0, len(words), 7):
-        assert np.array_equal(columns[indptr[k] : indptr[k + 1]], vectorizer._char_wb_word(words[k]))
+    for vectorizer, (lengths, values) in zip(table.vectorizers, stored, strict=True):
+        indptr = np.concatenate([[0], np.cumsum(lengths)])
+        for k in range(0, len(words), 7):
+            assert values[indptr[k] : indptr[k + 1]].tolist() == vectorizer.word_row(words[k])
+    char = char_block(small_model.scorer)
+    assert char.word_row("western") == char._char_wb_word("western").tolist()
 
 
 def test_a_bundle_keeps_the_precomputed_words_and_they_change_no_feature(small_model, testing_frame, tmp_path):
     path = tmp_path / BUNDLE_FILE
     save_bundle(small_model.scorer, path)
     loaded = load_bundle(path)
-    words, lengths, columns = char_block(loaded).known_words()
-    expected = char_block(small_model.scorer).known_words()
-    assert words == expected[0] and np.array_equal(lengths, expected[1]) and np.array_equal(columns, expected[2])
+    assert sorted(loaded.word_tables) == ["plot", "title"]
+    for column in loaded.word_tables:
+        words, stored = loaded.known_words(column)
+        expected_words, expected = small_model.scorer.known_words(column)
+        assert words == expected_words and sorted(stored) == sorted(expected)
+        for i, (lengths, values) in stored.items():
+            assert np.array_equal(lengths, expected[i][0]) and np.array_equal(values, expected[i][1])
     bare = load_bundle(path)
-    char_block(bare).precompute_words([])  # nothing known: every word computed when met
-    plots = list(testing_frame["plot"][:300])
+    for column in bare.word_tables:
+        bare.precompute_words(column, [])  # nothing known: every word computed when met
+    sample = testing_frame.iloc[:300]
     for fast in (loaded, bare):
-        assert np.array_equal(fast.transform(plots).toarray(), small_model.scorer.transform(plots).toarray())
+        assert np.array_equal(fast.transform(*columns(sample)).toarray(),
+                              small_model.scorer.transform(*columns(sample)).toarray())
 
 
 def test_words_met_past_the_cache_size_are_forgotten_not_mixed_up(small_model, small_model_dir, testing_frame,
                                                                  monkeypatch):
-    monkeypatch.setattr("moviegenre.fast.linear.WORD_CACHE_SIZE", 40)
+    monkeypatch.setattr("moviegenre.fast.words.WORD_CACHE_SIZE", 40)
     fast = load_bundle(small_model_dir / BUNDLE_FILE)
-    vectorizer = char_block(fast)
+    table = fast.word_tables["plot"]
     plots = list(testing_frame["plot"][:60])
-    expected = [char_block(small_model.scorer).features(plot) for plot in plots]
+    expected = [small_model.scorer.features_one(plot) for plot in plots]
     for _ in range(2):
         for plot, (ids, values) in zip(plots, expected, strict=True):
-            got_ids, got_values = vectorizer.features(plot)
+            got_ids, got_values = fast.features_one(plot)
             assert np.array_equal(got_ids, ids) and np.array_equal(got_values, values)
-            assert vectorizer._n_rows - vectorizer._known_rows <= max(40, len(set(plot.lower().split())))
+            met = table.vectorizers[0]._rows.n - len(table.known()[0])
+            assert met <= max(40, len(set(plot.lower().split())))
+            assert all(v._rows.n == table.vectorizers[0]._rows.n for v in table.vectorizers)
+
+
+def test_word_ngrams_found_by_integer_keys_are_the_string_ngrams():
+    """Unigrams, bigrams and trigrams, a word found only inside n-grams ("wild"), stop words
+    (left out before n-grams are made) and unknown tokens (which end an n-gram)."""
+    terms = ["cat", "dog", "big", "cat dog", "dog cat", "big cat dog", "wild dog", "cat cat", "dog big cat"]
+    vectorizer = TfidfText(analyzer="word", terms=terms, idf=np.linspace(1.0, 2.0, len(terms)), ngram_range=(1, 3),
+                           stop_words=["a", "the"], sublinear_tf=True)
+    assert vectorizer.table is not None and "wild" not in vectorizer.vocabulary
+    texts = ["a big cat dog, cat-cat dog  wild dog a wild the dog Big  Cat", "wild dog", "wild zebra dog",
+             "dog a big the cat", "zebra", "the a", "cat", "dog\tbig\ncat cat"]
+    for text in texts:
+        ids, values = vectorizer.features(text)
+        expected_ids, expected_values = vectorizer._tfidf(*vectorizer._word_counts(text.lower()))
+        assert np.array_equal(ids, expected_ids) and np.array_equal(values, expected_values), text
+    # cat, dog, big, "cat dog" and "big cat dog" ("a" is a stop word; "big cat" is no term)
+    assert vectorizer.features("a big cat dog")[0].tolist() == [0, 1, 2, 3, 5]
+    # a token pattern whose tokens may span whitespace keeps the string n-grams
+    assert TfidfText(analyzer="word", terms=terms, idf=None, ngram_range=(1, 3), token_pattern=r"[^,]+").table is None

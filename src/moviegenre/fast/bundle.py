@@ -23,7 +23,7 @@ from moviegenre.fast.static import FastStatic, StaticTable
 
 BUNDLE_FILE = "fast.npz"
 #: The layout of the file, whatever form it holds.
-BUNDLE_FORMAT = 4
+BUNDLE_FORMAT = 5
 #: The compiled forms a bundle holds, by their ``form`` tag: a linear model (its blocks'
 #: vocabularies and the coefficients), or a static model (the linear model's arrays, plus the
 #: static table, its tokenizer, the embedding model and the blend).
@@ -78,12 +78,14 @@ def _linear_arrays(fast: FastLinear) -> tuple[dict[str, Any], dict[str, np.ndarr
             arrays[f"terms_{i}"] = _json_bytes(vectorizer.terms)
             if vectorizer.idf is not None:
                 arrays[f"idf_{i}"] = vectorizer.idf
-            if vectorizer.analyzer == "char_wb":
-                words, lengths, columns = vectorizer.known_words()
-                if words:
-                    arrays[f"known_words_{i}"] = _json_bytes(words)
-                    arrays[f"known_lengths_{i}"] = lengths.astype(_smallest_uint(int(lengths.max())))
-                    arrays[f"known_columns_{i}"] = columns.astype(_smallest_uint(vectorizer.width - 1))
+    for column in fast.word_tables:
+        words, stored = fast.known_words(column)
+        if words:
+            arrays[f"known_words_{column}"] = _json_bytes(words)
+            for i, (lengths, values) in stored.items():
+                largest = fast.blocks[i].vectorizer.row_values - 1
+                arrays[f"known_lengths_{i}"] = lengths.astype(_smallest_uint(int(lengths.max())))
+                arrays[f"known_values_{i}"] = values.astype(_smallest_uint(largest))
     coef = np.ascontiguousarray(fast.coef)
     config = {"blocks": blocks, "coef_dtype": coef.dtype.str, "coef_shape": list(coef.shape)}
     arrays["coef_planes"] = coef.view(np.uint8).reshape(-1, coef.dtype.itemsize).T.copy()
@@ -147,7 +149,13 @@ def _linear_from(config: dict[str, Any], bundle: Any) -> FastLinear:
     intercept, constant = bundle["intercept"], bundle["constant"]
     if intercept.shape != (genres,) or constant.shape != (genres,):
         raise ValueError("intercepts do not match the coefficients")
-    return FastLinear(blocks, coef, intercept, constant)
+    fast = FastLinear(blocks, coef, intercept, constant)
+    for column in fast.word_tables:
+        if f"known_words_{column}" in bundle.files:
+            stored = {i: (bundle[f"known_lengths_{i}"], bundle[f"known_values_{i}"])
+                      for i, block in enumerate(blocks) if block.vectorizer in fast.word_tables[column].vectorizers}
+            fast.precompute_words(column, json.loads(bundle[f"known_words_{column}"].tobytes()), stored)
+    return fast
 
 
 def _static_from(spec: dict[str, Any], linear: FastLinear, bundle: Any) -> FastStatic:
@@ -194,9 +202,6 @@ def _block_from(i: int, spec: dict[str, Any], bundle: Any) -> Block:
             sublinear_tf=bool(spec["sublinear_tf"]),
             norm=spec["norm"],
         )
-        if spec["analyzer"] == "char_wb" and f"known_words_{i}" in bundle.files:
-            vectorizer.precompute_words(json.loads(bundle[f"known_words_{i}"].tobytes()),
-                                        bundle[f"known_lengths_{i}"], bundle[f"known_columns_{i}"])
     else:
         raise ValueError(f"block {i} has analyzer {spec['analyzer']!r}")
     return Block(str(spec["name"]), spec["column"], vectorizer, float(spec["weight"]))

@@ -6,7 +6,8 @@ after the vectorizers is linear, so the 24 regressions collapse into one coeffic
 ``W`` (features x genres) and one intercept ``b``: one sparse-by-dense product scores every
 genre. :class:`FastLinear` rebuilds the pipeline's features exactly (same tokens, counts,
 TF-IDF weights and L2 norms, bit for bit) without scikit-learn's per-call validation, without a
-DataFrame, and with the character n-grams of each distinct word looked up once and cached.
+DataFrame, and with each distinct word of a column looked up once for all its vectorizers
+(:mod:`moviegenre.fast.words`).
 
 Needs numpy alone (scipy only for a batch's sparse matrix). :mod:`moviegenre.kinds.compile`
 builds it from a fitted pipeline; :mod:`moviegenre.fast.bundle` stores it.
@@ -18,21 +19,16 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from itertools import chain, filterfalse, repeat
+from itertools import filterfalse, repeat
 from typing import Any
 
 import numpy as np
 
 from moviegenre.fast.maths import expit
-
-#: Distinct words whose character n-gram columns are cached per vectorizer (a few hundred
-#: bytes each; the cache is emptied when full, so it stays under about 30 MB).
-WORD_CACHE_SIZE = 100_000
+from moviegenre.fast.words import Rows, WordTable
 
 _EMPTY_IDS = np.zeros(0, dtype=np.int64)
 _EMPTY_VALUES = np.zeros(0, dtype=np.float64)
-_EMPTY_LENGTHS = np.zeros(0, dtype=np.int64)
-_EMPTY_COLUMNS = np.zeros(0, dtype=np.int32)
 #: scikit-learn's default ``token_pattern``: its tokens never span whitespace.
 DEFAULT_TOKEN_PATTERN = r"(?u)\b\w\w+\b"
 
@@ -59,16 +55,13 @@ class TfidfText:
         self.vocabulary = dict(zip(self.terms, range(len(self.terms)), strict=True))
         self._stop = frozenset(self.stop_words) if self.stop_words else None
         self._findall = re.compile(self.token_pattern).findall
-        # word analyzer: whitespace-separated word -> its tokens (stop words dropped), when
-        # the token pattern cannot match across whitespace
-        self._split_tokens = self.token_pattern == DEFAULT_TOKEN_PATTERN
-        self._word_cache: dict[str, tuple[str, ...]] = {}
-        # char_wb analyzer: word -> row of a CSR table of its n-grams' columns (sorted, one
-        # entry per occurrence). The first rows are the known words (precompute_words), stored
-        # in the bundle; words met later are appended, up to WORD_CACHE_SIZE of them.
-        self._known_words: list[str] = []
-        self._known_index: dict[str, int] = {}
-        self._set_rows(_EMPTY_LENGTHS, _EMPTY_COLUMNS)
+        self._rows = Rows()
+        self._spans: dict[int, list[tuple[int, int]]] = {}
+        # Read word by word off a WordTable (a FastLinear shares one per column): char_wb always;
+        # the word analyzer when its tokens cannot span whitespace and its n-grams' keys fit.
+        self.table: WordTable | None = None
+        if self.analyzer == "char_wb" or (self.token_pattern == DEFAULT_TOKEN_PATTERN and self._index_grams()):
+            self.table = WordTable([self])
 
     @property
     def width(self) -> int:
@@ -86,80 +79,83 @@ class TfidfText:
             "use_idf": self.idf is not None,
         }
 
-    # --- the precomputed words of a char_wb vectorizer -----------------------------------------
+    # --- words as rows of integers ------------------------------------------------------------
 
-    def precompute_words(self, words: Sequence[str], lengths: np.ndarray | None = None,
-                         columns: np.ndarray | None = None) -> None:
-        """Know the n-gram columns of ``words`` (whitespace-free, already lower-cased as the
-        vectorizer reads them) before they are met: computed here, or as ``lengths`` (columns
-        per word) and ``columns`` (every word's sorted columns, one after the other), as
-        :meth:`known_words` gave them (from a bundle)."""
-        if self.analyzer != "char_wb":
-            raise ValueError(f"a {self.analyzer!r} vectorizer has no precomputed words")
-        words = list(words)
-        index = dict(zip(words, range(len(words)), strict=True))
-        if len(index) != len(words):
-            raise ValueError("precomputed words must be distinct")
-        if lengths is None or columns is None:
-            rows = [self._char_wb_list(word) for word in words]
-            lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
-            columns = np.fromiter(chain.from_iterable(rows), dtype=np.int32, count=int(lengths.sum()))
-        lengths = np.asarray(lengths)
-        columns = np.asarray(columns)
-        if lengths.shape != (len(words),) or lengths.dtype.kind not in "iu" or columns.dtype.kind not in "iu":
-            raise ValueError(f"{len(words)} precomputed words with {lengths.shape} lengths")
-        if columns.ndim != 1 or (lengths.size and lengths.min() < 0) or int(lengths.sum()) != columns.size:
-            raise ValueError("precomputed word lengths do not add up to their columns")
-        if columns.size and (columns.min() < 0 or columns.max() >= self.width):
-            raise ValueError("precomputed word columns out of range")
-        self._known_words = words
-        self._known_index = index
-        self._set_rows(lengths.astype(np.int64), columns.astype(np.int32))
+    def _index_grams(self) -> bool:
+        """Index the word vocabulary by integers, in place of joining strings and looking them
+        up: a token's id is its column when it is a term (a term of several words has a space,
+        which a token never has), else a number past the columns when it is a word of such a
+        term, else ``unknown`` (the largest). A unigram's column is read from an array by
+        token id; an n-gram's column is found by its key (its token ids as the digits of a
+        number in base ``unknown + 1``) in a sorted array of the terms' keys. False if a key
+        would not fit in an int64. (Done with numpy where it can: it runs on every load.)"""
+        width = self.width
+        multi = [column for column, term in enumerate(self.terms) if " " in term]
+        multi_terms = list(map(self.terms.__getitem__, multi))
+        words = " ".join(multi_terms).split(" ")
+        ids = np.fromiter(map(self.vocabulary.get, words, repeat(-1)), dtype=np.int64, count=len(words))
+        self._extra_tokens: dict[str, int] = {}
+        for i in np.flatnonzero(ids < 0).tolist():
+            ids[i] = self._extra_tokens.setdefault(words[i], width + len(self._extra_tokens))
+        base = width + len(self._extra_tokens) + 1
+        if base ** self.ngram_range[1] >= 2**63:
+            return False
+        self._unknown_token = base - 1
+        self._unigram_columns = np.full(base, -1, dtype=np.int64)
+        self._unigram_columns[:width] = np.arange(width)
+        self._unigram_columns[multi] = -1
+        lengths = np.fromiter(map(str.count, multi_terms, repeat(" ")), dtype=np.int64, count=len(multi)) + 1
+        starts = np.cumsum(lengths) - lengths
+        columns = np.array(multi, dtype=np.int64)
+        self._gram_keys: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        for n in np.unique(lengths).tolist():
+            first = starts[lengths == n]
+            keys = ids[first]
+            for i in range(1, n):
+                keys = keys * base + ids[first + i]
+            order = np.argsort(keys)
+            self._gram_keys[n] = (keys[order], columns[lengths == n][order])
+        self._base = base
+        return True
 
-    def known_words(self) -> tuple[list[str], np.ndarray, np.ndarray]:
-        """The precomputed words, their lengths and columns (see :meth:`precompute_words`)."""
-        n = len(self._known_words)
-        indptr = self._indptr[: n + 1]
-        return list(self._known_words), np.diff(indptr), self._columns[: indptr[-1]].copy()
+    @property
+    def row_values(self) -> int:
+        """One more than the largest value of a word's row (:meth:`word_row`)."""
+        return self.width if self.analyzer == "char_wb" else self._base
 
-    def _set_rows(self, lengths: np.ndarray, columns: np.ndarray) -> None:
-        n = lengths.size
-        self._indptr = np.zeros(n + 1 + 1024, dtype=np.int64)
-        np.cumsum(lengths, out=self._indptr[1 : n + 1])
-        self._columns = np.empty(columns.size + 16_384, dtype=np.int32)
-        self._columns[: columns.size] = columns
-        self._known_rows = n
-        self._reset_rows()
+    def word_row(self, word: str) -> list[int]:
+        """A whitespace-free ``word``'s row of a :class:`WordTable`: its n-grams' columns (sorted,
+        one per occurrence) for a ``char_wb`` vectorizer; its tokens' ids, stop words left out,
+        for a word vectorizer."""
+        if self.analyzer == "char_wb":
+            return self._char_wb_list(word)
+        ids = []
+        for token in self._tokens(word):
+            i = self.vocabulary.get(token)
+            ids.append(self._extra_tokens.get(token, self._unknown_token) if i is None else i)
+        return ids
 
-    def _reset_rows(self) -> None:
-        """Forget the words met since the precomputed ones."""
-        self._row_of = self._known_index.copy()
-        self._n_rows = self._known_rows
-
-    def _add_rows(self, words: Sequence[str]) -> bool:
-        """Append the rows of those of ``words`` that have none to the table; True if it had to
-        forget the other words met so far (past WORD_CACHE_SIZE of them) first."""
-        distinct = list(dict.fromkeys(words))
-        words = [word for word in distinct if word not in self._row_of]
-        reset = self._n_rows - self._known_rows + len(words) > WORD_CACHE_SIZE
-        if reset:
-            self._reset_rows()
-            words = [word for word in distinct if word not in self._row_of]
-        rows = [self._char_wb_list(word) for word in words]
-        lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
-        start_row, end_row = self._n_rows, self._n_rows + len(rows)
-        start = int(self._indptr[start_row])
-        end = start + int(lengths.sum())
-        if end_row + 1 > self._indptr.size:
-            self._indptr = np.concatenate([self._indptr, np.zeros(max(end_row + 1, 2 * self._indptr.size), np.int64)])
-        if end > self._columns.size:
-            self._columns = np.concatenate([self._columns, np.empty(max(end, 2 * self._columns.size), np.int32)])
-        np.cumsum(lengths, out=self._indptr[start_row + 1 : end_row + 1])
-        self._indptr[start_row + 1 : end_row + 1] += start
-        self._columns[start:end] = np.fromiter(chain.from_iterable(rows), dtype=np.int32, count=end - start)
-        self._row_of.update(zip(words, range(start_row, end_row), strict=True))
-        self._n_rows = end_row
-        return reset
+    def _columns_of_tokens(self, tokens: np.ndarray) -> np.ndarray:
+        """The vocabulary columns of the n-grams of a text's ``tokens`` (ids, in order), unsorted."""
+        min_n, max_n = self.ngram_range
+        tokens = tokens.astype(np.int64)
+        parts = []
+        if min_n == 1:
+            parts.append(self._unigram_columns.take(tokens))
+        for n in range(max(min_n, 2), max_n + 1):
+            if n not in self._gram_keys or tokens.size < n:
+                continue
+            m = tokens.size - n + 1
+            keys = tokens[:m].copy()
+            for i in range(1, n):
+                keys *= self._base
+                keys += tokens[i : i + m]
+            known_keys, columns = self._gram_keys[n]
+            found = np.searchsorted(known_keys, keys)
+            found[found == known_keys.size] = 0
+            parts.append(np.where(known_keys.take(found) == keys, columns.take(found), -1))
+        ids = np.concatenate(parts) if len(parts) > 1 else parts[0] if parts else _EMPTY_IDS
+        return ids[ids >= 0]
 
     # --- features ---------------------------------------------------------------------------
 
@@ -167,12 +163,30 @@ class TfidfText:
         """Sorted column indices and TF-IDF values of ``text``: one row of ``transform``."""
         if not text:
             return _EMPTY_IDS, _EMPTY_VALUES
+        if self.table is not None:
+            return self.features_of_rows(self.table.rows(text))
         if self.lowercase:
             text = text.lower()
-        if self.analyzer == "word":
-            ids, counts = self._word_counts(text)
-        else:
-            ids, counts = self._char_wb_counts(text)
+        return self._tfidf(*self._word_counts(text))
+
+    def features_of_rows(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`features` of the text whose words are ``rows`` of this vectorizer's table."""
+        if not rows.size:
+            return _EMPTY_IDS, _EMPTY_VALUES
+        ids = self.columns_of_rows(rows)
+        if not ids.size:
+            return _EMPTY_IDS, _EMPTY_VALUES
+        return self._tfidf(*_counted(ids))
+
+    def columns_of_rows(self, rows: np.ndarray) -> np.ndarray:
+        """The vocabulary columns of the text whose words are ``rows`` (non-empty) of this
+        vectorizer's table, unsorted, one per occurrence."""
+        ids = self._rows.gather(rows)
+        if self.analyzer == "word" and ids.size:
+            ids = self._columns_of_tokens(ids)
+        return ids
+
+    def _tfidf(self, ids: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if not ids.size:
             return _EMPTY_IDS, _EMPTY_VALUES
         # The same operations, in the same order, as TfidfTransformer.transform and
@@ -191,67 +205,19 @@ class TfidfText:
         return ids, values
 
     def _tokens(self, text: str) -> list[str]:
-        if not self._split_tokens:
-            tokens = self._findall(text)
-            if self._stop is not None:
-                tokens = list(filterfalse(self._stop.__contains__, tokens))
-            return tokens
-        # The default pattern's tokens are runs of word characters, which whitespace ends: the
-        # text's tokens are its whitespace-separated words' tokens, each word's looked up once.
-        words = text.split()
-        try:
-            return list(chain.from_iterable(map(self._word_cache.__getitem__, words)))
-        except KeyError:
-            pass
-        cache = self._word_cache
-        fresh = [word for word in dict.fromkeys(words) if word not in cache]
-        if len(cache) + len(fresh) > WORD_CACHE_SIZE:
-            cache.clear()
-            fresh = list(dict.fromkeys(words))
-        stop = self._stop
-        for word in fresh:
-            found = self._findall(word)
-            cache[word] = tuple(found if stop is None else filterfalse(stop.__contains__, found))
-        return list(chain.from_iterable(map(cache.__getitem__, words)))
+        tokens = self._findall(text)
+        if self._stop is not None:
+            tokens = list(filterfalse(self._stop.__contains__, tokens))
+        return tokens
 
     def _word_counts(self, text: str) -> tuple[np.ndarray, np.ndarray]:
-        tokens = self._tokens(text)
-        grams = _word_ngrams(tokens, self.ngram_range)
+        """Counts of a word vectorizer whose tokens may span whitespace, from strings."""
+        grams = _word_ngrams(self._tokens(text), self.ngram_range)
         ids = np.fromiter(map(self.vocabulary.get, grams, repeat(-1)), dtype=np.int64, count=len(grams))
         ids = ids[ids >= 0]
         if not ids.size:
             return _EMPTY_IDS, _EMPTY_VALUES
         return _counted(ids)
-
-    def _char_wb_counts(self, text: str) -> tuple[np.ndarray, np.ndarray]:
-        # A document's char_wb n-grams are those of its whitespace-separated words taken one
-        # by one, so each distinct word's n-gram columns are a row of a table, computed once.
-        # (scikit-learn first turns whitespace runs into one space; split() alone splits the
-        # same way, on the same whitespace characters.)
-        words = text.split()
-        if not words:
-            return _EMPTY_IDS, _EMPTY_VALUES
-        rows = np.fromiter(map(self._row_of.get, words, repeat(-1)), dtype=np.int64, count=len(words))
-        if rows.min() < 0:
-            if self._add_rows(words):  # the table was reset: every row may have moved
-                rows = np.fromiter(map(self._row_of.__getitem__, words), dtype=np.int64, count=len(words))
-            else:
-                missing = np.flatnonzero(rows < 0)
-                rows[missing] = list(map(self._row_of.__getitem__, map(words.__getitem__, missing.tolist())))
-        indptr = self._indptr
-        starts = indptr.take(rows)
-        lengths = indptr.take(rows + 1)
-        lengths -= starts
-        ends = np.cumsum(lengths)
-        total = int(ends[-1])
-        if not total:
-            return _EMPTY_IDS, _EMPTY_VALUES
-        # positions of every row's columns, one row after the other
-        ends -= lengths
-        starts -= ends
-        positions = np.repeat(starts, lengths)
-        positions += np.arange(total)
-        return _counted(self._columns.take(positions))
 
     def _char_wb_word(self, word: str) -> np.ndarray:
         """scikit-learn's ``_char_wb_ngrams`` for one word, looked up in the vocabulary: the
@@ -263,12 +229,22 @@ class TfidfText:
         min_n, max_n = self.ngram_range
         w = " " + word + " "
         w_len = len(w)
-        grams: list[str] = []
-        for n in range(min_n, max_n + 1):
-            if w_len <= n:  # a word shorter than n is counted once
-                grams.append(w)
-                break
-            grams += [w[i : i + n] for i in range(w_len - n + 1)]
+        if w_len > max_n:
+            # every n-gram of every n: slice by the (start, end) pairs of this length, made once
+            # (a third faster than a slice loop per n, for words met the first time)
+            spans = self._spans.get(w_len)
+            if spans is None:
+                spans = [(i, i + n) for n in range(min_n, max_n + 1) for i in range(w_len - n + 1)]
+                if w_len <= 64:  # not the spans of every odd long word
+                    self._spans[w_len] = spans
+            grams = [w[start:end] for start, end in spans]
+        else:
+            grams = []
+            for n in range(min_n, max_n + 1):
+                if w_len <= n:  # a word shorter than n is counted once
+                    grams.append(w)
+                    break
+                grams += [w[i : i + n] for i in range(w_len - n + 1)]
         ids = [i for i in map(get, grams) if i is not None]
         ids.sort()
         return ids
@@ -293,6 +269,11 @@ def _word_ngrams(tokens: list[str], ngram_range: tuple[int, int]) -> list[str]:
     for n in range(max(min_n, 2), max_n + 1):
         grams += map(" ".join, zip(*(tokens[i:] for i in range(n)), strict=False))  # n at a time
     return grams
+
+
+def _alike(a: TfidfText, b: TfidfText) -> bool:
+    """Whether two vectorizers weigh their counts with the same steps (see _table_features)."""
+    return (a.sublinear_tf, a.idf is None, a.norm) == (b.sublinear_tf, b.idf is None, b.norm)
 
 
 @dataclass(eq=False)
@@ -371,7 +352,53 @@ class FastLinear:
         self.intercept = np.asarray(intercept, dtype=np.float64)
         self.constant = np.asarray(constant, dtype=np.float64)
         self._constant_mask = ~np.isnan(self.constant)
-        self._blocks_by_column = [(block, block.column) for block in blocks]
+        # The text vectorizers read word by word share one WordTable per column (those that
+        # lower-case as the column's first one does), so each word of a text is looked up once.
+        self.word_tables: dict[str, WordTable] = {}
+        for column in dict.fromkeys(block.column for block in blocks):
+            readers = [b.vectorizer for b in blocks if b.column == column and isinstance(b.vectorizer, TfidfText)
+                       and b.vectorizer.table is not None]
+            readers = [v for v in readers if v.lowercase == readers[0].lowercase] if readers else []
+            if readers:
+                table = WordTable(readers)
+                for vectorizer in readers:
+                    vectorizer.table = table
+                self.word_tables[column] = table
+        # The blocks in order, as steps: a block alone (no table), or a run of consecutive
+        # blocks that read one word table and weigh their counts alike, whose columns are
+        # counted and weighed together (_table_features: half the numpy calls).
+        self._steps: list[tuple[str, list[Block], WordTable | None]] = []
+        for block in blocks:
+            table = self.word_tables.get(block.column)
+            if table is None or block.vectorizer not in table.vectorizers:
+                self._steps.append((block.column, [block], None))
+            elif self._steps and self._steps[-1][2] is table and _alike(self._steps[-1][1][0].vectorizer,
+                                                                        block.vectorizer):
+                self._steps[-1][1].append(block)
+            else:
+                self._steps.append((block.column, [block], table))
+        self._idf = np.concatenate([b.vectorizer.idf if isinstance(b.vectorizer, TfidfText) and b.vectorizer.idf
+                                    is not None else np.ones(b.vectorizer.width) for b in blocks] or [_EMPTY_VALUES])
+
+    def precompute_words(self, column: str, words: Sequence[str],
+                         stored: dict[int, tuple[np.ndarray, np.ndarray]] | None = None) -> None:
+        """Know the rows of ``words`` in the word table of ``column`` before they are met
+        (:meth:`WordTable.precompute`): computed, or ``stored`` by block index (a bundle's)."""
+        table = self.word_tables[column]
+        if stored is not None:
+            index = {id(block.vectorizer): i for i, block in enumerate(self.blocks)}
+            if sorted(stored) != sorted(index[id(v)] for v in table.vectorizers):
+                raise ValueError(f"precomputed rows for blocks {sorted(stored)} of column {column!r}")
+            table.precompute(words, [stored[index[id(v)]] for v in table.vectorizers])
+        else:
+            table.precompute(words)
+
+    def known_words(self, column: str) -> tuple[list[str], dict[int, tuple[np.ndarray, np.ndarray]]]:
+        """The precomputed words of ``column`` and their rows by block index (for a bundle)."""
+        table = self.word_tables[column]
+        words, stored = table.known()
+        index = {id(block.vectorizer): i for i, block in enumerate(self.blocks)}
+        return words, {index[id(v)]: rows for v, rows in zip(table.vectorizers, stored, strict=True)}
 
     @property
     def n_features(self) -> int:
@@ -385,14 +412,57 @@ class FastLinear:
         """Column indices (sorted) and values of one item's feature row."""
         inputs = {"plot": plot, "title": title, "year": year}
         id_parts, value_parts = [], []
-        for block, column in self._blocks_by_column:
-            ids, values = block.vectorizer.features(inputs[column])
+        rows_of: dict[str, np.ndarray] = {}
+        for column, blocks, table in self._steps:
+            if table is None:
+                block = blocks[0]
+                ids, values = block.vectorizer.features(inputs[column])
+                if ids.size:
+                    id_parts.append(ids + block.offset if block.offset else ids)
+                    value_parts.append(values * block.weight if block.weight != 1.0 else values)
+                continue
+            rows = rows_of.get(column)
+            if rows is None:
+                rows = rows_of[column] = table.rows(inputs[column])
+            ids, values = self._table_features(blocks, rows)
             if ids.size:
-                id_parts.append(ids + block.offset if block.offset else ids)
-                value_parts.append(values * block.weight if block.weight != 1.0 else values)
+                id_parts.append(ids)
+                value_parts.append(values)
         if not id_parts:
             return _EMPTY_IDS, _EMPTY_VALUES
         return np.concatenate(id_parts), np.concatenate(value_parts)
+
+    def _table_features(self, blocks: list[Block], rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The features of consecutive ``blocks`` (alike: :func:`_alike`) of the text whose words
+        are ``rows`` of their word table: counted together, then TF-IDF weighed and normalised
+        block by block, with the same operations as each block's :meth:`TfidfText.features`."""
+        if not rows.size:
+            return _EMPTY_IDS, _EMPTY_VALUES
+        parts = [block.vectorizer.columns_of_rows(rows) + block.offset for block in blocks]
+        ids = np.concatenate(parts) if len(parts) > 1 else parts[0]
+        if not ids.size:
+            return _EMPTY_IDS, _EMPTY_VALUES
+        ids, values = _counted(ids)
+        first = blocks[0].vectorizer
+        if first.sublinear_tf:
+            np.log(values, out=values)
+            values += 1.0
+        if first.idf is not None:
+            values *= self._idf.take(ids)
+        ends = np.searchsorted(ids, [block.offset for block in blocks[1:]]).tolist() + [ids.size]
+        start = 0
+        for block, end in zip(blocks, ends, strict=True):
+            if end > start:
+                part = values[start:end]
+                if first.norm == "l2":
+                    # normalize sums the squares one by one, left to right: cumsum does too.
+                    total = float(np.cumsum(part * part)[-1])
+                    if total != 0.0:
+                        part /= math.sqrt(total)
+                if block.weight != 1.0:
+                    part *= block.weight
+            start = end
+        return ids, values
 
     def transform(self, plots: Sequence[str], titles: Sequence[str] | None = None, years=None):
         """The pipeline's feature matrix (a ``scipy.sparse`` CSR matrix), equal to the

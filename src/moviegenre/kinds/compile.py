@@ -38,12 +38,13 @@ def compile_linear(pipeline: Any) -> FastLinear:
         raise NotCompilable(f"{type(pipeline).__name__} is not a two-step features/classifier Pipeline")
     features, classifier = steps[0][1], steps[1][1]
     blocks = _compile_features(features)
-    _precompute_words(blocks)
     coef, intercept, constant = _compile_classifier(classifier)
     width = sum(block.vectorizer.width for block in blocks)
     if coef.shape[0] != width:
         raise NotCompilable(f"the classifier has {coef.shape[0]} coefficients for {width} features")
-    return FastLinear(blocks, coef, intercept, constant)
+    fast = FastLinear(blocks, coef, intercept, constant)
+    _precompute_words(fast)
+    return fast
 
 
 def compile_static(hybrid: Any) -> FastStatic:
@@ -103,24 +104,24 @@ def _compile_features(features: Any) -> list[Block]:
     return blocks
 
 
-def _precompute_words(blocks: list[Block]) -> None:
-    """Give each ``char_wb`` block the n-gram columns of the words it is likely to meet, so that
-    a freshly loaded model need not compute them: the single words of the vocabularies of the
-    word blocks on the same column (the training texts' words that are not rare), their stop
-    words, and the characters of its own vocabulary and ASCII punctuation (one-character words)."""
-    for block in blocks:
-        vectorizer = block.vectorizer
-        if not isinstance(vectorizer, TfidfText) or vectorizer.analyzer != "char_wb":
-            continue
-        words = {char for term in vectorizer.terms for char in term} | set(string.punctuation)
-        for other in blocks:
-            tokens = other.vectorizer
-            if other.column == block.column and isinstance(tokens, TfidfText) and tokens.analyzer == "word":
-                words.update(term for term in tokens.terms if " " not in term)
-                words.update(tokens.stop_words or ())
-        if vectorizer.lowercase:
+def _precompute_words(fast: FastLinear) -> None:
+    """Give each column's word table (:class:`~moviegenre.fast.linear.WordTable`) the rows of
+    the words it is likely to meet, so that a freshly loaded model need not compute them: the
+    words of the column's word vocabularies (the training texts' words that are not rare) and
+    their stop words, and the characters of its ``char_wb`` vocabularies and ASCII punctuation
+    (one-character words)."""
+    for column, table in fast.word_tables.items():
+        words: set[str] = set()
+        for vectorizer in table.vectorizers:
+            if vectorizer.analyzer == "char_wb":
+                words.update(char for term in vectorizer.terms for char in term)
+                words.update(string.punctuation)
+            else:
+                words.update(word for term in vectorizer.terms for word in term.split(" "))
+                words.update(vectorizer.stop_words or ())
+        if table.lowercase:
             words = {word.lower() for word in words}
-        vectorizer.precompute_words(sorted(word for word in words if word.split() == [word]))
+        fast.precompute_words(column, sorted(word for word in words if word.split() == [word]))
 
 
 def _compile_tfidf(name: str, vectorizer: Any) -> TfidfText:
