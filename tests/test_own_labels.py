@@ -323,3 +323,20 @@ def test_the_static_kind_learns_own_labels(tmp_path):
     assert proba.shape == (2, len(LABELS)) and np.allclose(proba, model.predict_proba([SPACE_PLOT,
                                                                                        "a comedy about a wedding"]))
     assert model.card.metrics["cv"]["macro_auc"] > 0.6
+
+
+def test_the_hybrid_kind_learns_own_labels_and_explains_them(tmp_path):
+    encoder = offline_encoder()
+    movies = load_movies(CATALOGUE, labelled=True, labels=LabelSpec(prefix="tag_")).sample(300)
+    model = train("hybrid", movies, cv_folds=2, params={"encoder": encoder, "cache_dir": str(tmp_path / "cache"),
+                                                       "folds": 2})
+    directory = tmp_path / "hybrid"
+    save_model(model.pipeline, model.card, directory)
+    loaded = load_model(directory)
+    assert loaded.labels == tuple(LABELS) and loaded.probability_keys[7] == f"p_{SCI_FI}"
+    proba = loaded.predict_proba([SPACE_PLOT])
+    assert proba.shape == (1, len(LABELS)) and np.allclose(proba, model.predict_proba([SPACE_PLOT]))
+    from moviegenre.model.explain import explain_items
+
+    (explanation,) = explain_items(loaded, [SPACE_PLOT], top_genres=2)
+    assert [entry["genre"] for entry in explanation] == [LABELS[i] for i in np.argsort(-proba[0], kind="stable")[:2]]

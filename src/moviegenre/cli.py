@@ -60,8 +60,8 @@ DataOption = Annotated[
     Path | None,
     typer.Option(
         "--data",
-        help="Labelled CSV, zip or Parquet file (ID first, then year,title,plot,genres). "
-        "Default: the public training file, downloaded once.",
+        help="Labelled CSV, zip or Parquet file (ID first, then year,title,plot,genres; or your own "
+        "labels, see --label-*). Default: the public training file, downloaded once.",
     ),
 ]
 ModelOption = Annotated[Path, typer.Option("--model", help="Model directory.")]

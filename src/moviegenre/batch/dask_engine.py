@@ -24,13 +24,13 @@ import tempfile
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager, suppress
+from functools import cached_property
 from pathlib import Path
 from typing import Self
 
 from moviegenre.batch.inputs import Piece
 from moviegenre.batch.scoring import Job, PieceResult, cut_pieces, score_piece
 from moviegenre.core.errors import MovieGenreError, UsageError
-from moviegenre.core.labels import probability_keys
 from moviegenre.core.progress import Progress, quiet
 from moviegenre.model.artifact import load_model
 from moviegenre.model.card import read_card
@@ -107,15 +107,12 @@ class DaskEngine:
         self._client: Client | None = None
         self._plugin_name = f"moviegenre-model-{uuid.uuid4().hex}"
         self._loads: set[str] = set()
-        self._keys: tuple[str, ...] | None = None
 
-    @property
+    @cached_property
     def probability_keys(self) -> tuple[str, ...]:
         """The output keys of the model of ``model_dir``, in its order, from its card (read once;
         a missing or foreign directory fails here, in one line, before anything starts)."""
-        if self._keys is None:
-            self._keys = probability_keys(read_card(self.model_dir).label_names)
-        return self._keys
+        return read_card(self.model_dir).probability_keys
 
     @property
     def model_loads(self) -> int:

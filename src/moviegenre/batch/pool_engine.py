@@ -13,13 +13,13 @@ import multiprocessing
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
+from functools import cached_property
 from pathlib import Path
 from typing import Self
 
 from moviegenre.batch.inputs import Piece
 from moviegenre.batch.scoring import Job, PieceResult, cut_pieces, score_piece
 from moviegenre.core.errors import MovieGenreError, UsageError
-from moviegenre.core.labels import probability_keys
 from moviegenre.model.artifact import load_model
 from moviegenre.model.card import read_card
 from moviegenre.model.genre_model import GenreModel
@@ -64,15 +64,12 @@ class ProcessEngine:
             raise UsageError(f"a process pool needs at least 2 workers, got {workers}; use LocalEngine for one")
         self.model_dir, self.workers = Path(model_dir), workers
         self._pool: ProcessPoolExecutor | None = None
-        self._keys: tuple[str, ...] | None = None
 
-    @property
+    @cached_property
     def probability_keys(self) -> tuple[str, ...]:
         """The output keys of the model of ``model_dir``, in its order, from its card (read once;
         a missing or foreign directory fails here, in one line, before anything starts)."""
-        if self._keys is None:
-            self._keys = probability_keys(read_card(self.model_dir).label_names)
-        return self._keys
+        return read_card(self.model_dir).probability_keys
 
     def __enter__(self) -> Self:
         read_card(self.model_dir)  # a missing or foreign directory fails here, in one line

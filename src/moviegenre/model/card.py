@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, f
 
 from moviegenre.core.errors import ModelError
 from moviegenre.core.genres import GENRES
-from moviegenre.core.labels import MAX_LABEL_CHARS, MAX_LABELS, MIN_LABELS, check_label_set
+from moviegenre.core.labels import MAX_LABEL_CHARS, MAX_LABELS, MIN_LABELS, check_label_set, probability_keys
 from moviegenre.core.layout import Layout
 from moviegenre.model.calibration import Calibration
 
@@ -158,6 +158,11 @@ class ModelCard(_Card):
     def label_names(self) -> tuple[str, ...]:
         """The model's labels, in its output order."""
         return tuple(label.name for label in self.labels)
+
+    @property
+    def probability_keys(self) -> tuple[str, ...]:
+        """The labels' output keys, ``p_<label>`` (:func:`~moviegenre.core.labels.probability_keys`)."""
+        return probability_keys(self.label_names)
 
     @field_validator("params", "metrics", "calibration", mode="before")
     @classmethod
