@@ -17,7 +17,7 @@ from rich.text import Text
 from moviegenre.core.data import LabelSpec, load_movies, resolve_training_data
 from moviegenre.core.errors import DataError, MovieGenreError, UsageError
 from moviegenre.core.items import check_item
-from moviegenre.core.labels import MAX_LABELS, is_course_taxonomy
+from moviegenre.core.labels import MAX_LABELS, label_noun
 from moviegenre.core.settings import get_settings
 from moviegenre.kinds.registry import DEFAULT_KIND, kind_names
 from moviegenre.model import artifact
@@ -289,8 +289,7 @@ def evaluate(
     typer.echo(f"label sets: micro F1 {sets['micro_f1']:.4f}  macro F1 {sets['macro_f1']:.4f}  "
                f"samples F1 {sets['samples_f1']:.4f}")
     before, after = result["calibration_uncalibrated"], result["calibration"]
-    noun = "genre" if is_course_taxonomy(loaded.labels) else "label"
-    methods = calibration_in_words(result["calibration_methods"], noun)
+    methods = calibration_in_words(result["calibration_methods"], label_noun(loaded.labels))
     typer.echo(f"calibration: ECE {before['ece']:.4f} -> {after['ece']:.4f}, Brier {before['brier']:.4f} -> "
                f"{after['brier']:.4f}, macro ROC AUC uncalibrated {result['macro_auc_uncalibrated']:.4f} "
                f"({methods})")

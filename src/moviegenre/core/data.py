@@ -22,6 +22,7 @@ import re
 import socket
 import urllib.error
 import urllib.request
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -347,12 +348,18 @@ def parse_genres(text: str) -> list[str]:
     return names
 
 
+def labels_to_matrix(label_lists: Sequence[Sequence[str]], names: Sequence[str]) -> np.ndarray:
+    """Label lists as the (n, L) 0/1 label matrix whose columns are ``names``."""
+    index = {name: i for i, name in enumerate(names)}
+    matrix = np.zeros((len(label_lists), len(names)), dtype=np.int8)
+    for row, chosen in enumerate(label_lists):
+        matrix[row, [index[name] for name in chosen]] = 1
+    return matrix
+
+
 def genres_to_matrix(genre_lists: Sequence[Sequence[str]]) -> np.ndarray:
     """Genre lists as the (n, 24) 0/1 label matrix, columns in :data:`GENRES` order."""
-    from sklearn.preprocessing import MultiLabelBinarizer
-
-    binarizer = MultiLabelBinarizer(classes=list(GENRES))
-    return binarizer.fit_transform(genre_lists).astype(np.int8)
+    return labels_to_matrix(genre_lists, GENRES)
 
 
 def _parse_label_column(frame: pd.DataFrame, source: str) -> np.ndarray:
@@ -433,11 +440,7 @@ def _list_labels(raw: pd.DataFrame, source: str, spec: LabelSpec,
             rows = np.array([any(name in unknown for name in row) for row in parsed])
             raise DataError(f"{source}: field {column!r} holds label(s) {unknown[:10]} that the model does not "
                             f"have, in {describe_rows(raw, rows)}; the model's labels are {list(known)[:30]}")
-    index = {name: i for i, name in enumerate(names)}
-    matrix = np.zeros((len(raw), len(names)), dtype=np.int8)
-    for row, row_names in enumerate(parsed):
-        matrix[row, [index[name] for name in row_names]] = 1
-    return matrix, names
+    return labels_to_matrix(parsed, names), names
 
 
 def _flag_labels(raw: pd.DataFrame, source: str, spec: LabelSpec,
@@ -460,7 +463,7 @@ def _flag_labels(raw: pd.DataFrame, source: str, spec: LabelSpec,
         tidy = {column: label_name(name) for column, name in names.items()}
     except ValueError as exc:
         raise DataError(f"{source}: a label column's name is not a label name: {exc}") from None
-    repeated = sorted({n for n in tidy.values() if list(tidy.values()).count(n) > 1})
+    repeated = sorted(name for name, n in Counter(tidy.values()).items() if n > 1)
     if repeated:
         raise DataError(f"{source}: several label columns give the label(s) {repeated[:5]}")
     by_name = {name: column for column, name in tidy.items()}

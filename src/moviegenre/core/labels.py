@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections import Counter
 from collections.abc import Sequence
 from urllib.parse import unquote
 
@@ -84,6 +85,12 @@ def is_course_taxonomy(labels: Sequence[str]) -> bool:
     return tuple(labels) == GENRES
 
 
+def label_noun(labels: Sequence[str]) -> str:
+    """What people call ``labels``: "genre" for the course's 24 genres (texts read as they always
+    did), "label" for a taxonomy of one's own."""
+    return "genre" if is_course_taxonomy(labels) else "label"
+
+
 def check_label_set(labels: Sequence[str]) -> list[str]:
     """``labels`` as a model's label set, or ``ValueError``: :data:`MIN_LABELS` to
     :data:`MAX_LABELS` distinct names, each already tidied by :func:`label_name`."""
@@ -93,10 +100,9 @@ def check_label_set(labels: Sequence[str]) -> list[str]:
         if not isinstance(name, str) or label_name(name) != name:
             raise ValueError(f"{name!r} is not a tidy label name (NFC, no surrounding white space, 1 to "
                              f"{MAX_LABEL_CHARS} characters)")
-    seen: set[str] = set()
-    repeated = [name for name in labels if name in seen or seen.add(name)]
+    repeated = sorted(name for name, n in Counter(labels).items() if n > 1)
     if repeated:
-        raise ValueError(f"label(s) {sorted(set(repeated))[:5]} appear more than once")
+        raise ValueError(f"label(s) {repeated[:5]} appear more than once")
     return list(labels)
 
 
@@ -115,6 +121,7 @@ __all__ = [
     "is_course_taxonomy",
     "label_key",
     "label_name",
+    "label_noun",
     "label_of_key",
     "probability_keys",
     "sorted_labels",

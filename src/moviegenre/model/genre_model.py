@@ -156,7 +156,7 @@ class GenreModel:
     def probability_record(self, row: np.ndarray) -> dict[str, float]:
         """One row of probabilities as ``{"p_<label>": ...}``, in label order: for the 24
         genres, the original API's ``{"p_Action": ..., ...}``."""
-        return {key: float(value) for key, value in zip(self.probability_keys, row, strict=True)}
+        return as_probability_record(row, self.probability_keys)
 
     def predict_proba(
         self, items: Iterable[Item] | pd.DataFrame, *, max_plot_chars: int | None = None, calibrated: bool = True

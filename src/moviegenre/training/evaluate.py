@@ -9,9 +9,10 @@ import numpy as np
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import f1_score, roc_auc_score
 
-from moviegenre.core.data import Movies
+from moviegenre.core.data import Movies, labels_to_matrix
 from moviegenre.core.errors import DataError
 from moviegenre.core.genres import GENRES
+from moviegenre.core.labels import is_course_taxonomy
 from moviegenre.model.genre_model import GenreModel
 
 
@@ -84,15 +85,6 @@ def label_set_metrics(labels: np.ndarray, predicted: np.ndarray, genres: Sequenc
     }
 
 
-def sets_to_matrix(label_sets: Sequence[Sequence[str]], names: Sequence[str]) -> np.ndarray:
-    """Label sets as the (n, L) 0/1 matrix whose columns are ``names``."""
-    index = {name: i for i, name in enumerate(names)}
-    matrix = np.zeros((len(label_sets), len(names)), dtype=np.int8)
-    for row, chosen in enumerate(label_sets):
-        matrix[row, [index[name] for name in chosen]] = 1
-    return matrix
-
-
 def all_metrics(
     labels: np.ndarray, proba: np.ndarray, label_sets: Sequence[Sequence[str]],
     uncalibrated: np.ndarray | None = None, genres: Sequence[str] = GENRES,
@@ -102,7 +94,7 @@ def all_metrics(
     show what calibration did."""
     result = {
         **roc_metrics(labels, proba, genres),
-        "label_sets": label_set_metrics(labels, sets_to_matrix(label_sets, genres), genres),
+        "label_sets": label_set_metrics(labels, labels_to_matrix(label_sets, genres), genres),
         "calibration": calibration_metrics(labels, proba, genres=genres),
     }
     if uncalibrated is not None:
@@ -113,6 +105,17 @@ def all_metrics(
             "calibration_uncalibrated": calibration_metrics(labels, uncalibrated, genres=genres),
         }
     return result
+
+
+def require_the_models_labels(model: GenreModel, movies: Movies, what: str) -> None:
+    """Refuse, for ``what`` (evaluation, the report), movies without labels or with labels other
+    than ``model``'s."""
+    if movies.labels is None:
+        where = "'genres' column" if is_course_taxonomy(model.labels) else "labels"
+        raise DataError(f"{movies.source} has no {where}; {what} needs labelled data")
+    if movies.label_names != model.labels:
+        raise DataError(f"{movies.source}: its labels {list(movies.label_names)[:10]} are not the model's "
+                        f"{list(model.labels)[:10]}")
 
 
 def model_metrics(model: GenreModel, labels: np.ndarray, uncalibrated: np.ndarray) -> dict[str, Any]:
@@ -127,11 +130,7 @@ def model_metrics(model: GenreModel, labels: np.ndarray, uncalibrated: np.ndarra
 
 def evaluate(model: GenreModel, movies: Movies) -> dict[str, Any]:
     """Score labelled ``movies`` with ``model`` and return every metric."""
-    if movies.labels is None:
-        raise DataError(f"{movies.source} has no labels; evaluation needs labelled data")
-    if movies.label_names != model.labels:
-        raise DataError(f"{movies.source}: its labels {list(movies.label_names)[:10]} are not the model's "
-                        f"{list(model.labels)[:10]}")
+    require_the_models_labels(model, movies, "evaluation")
     result = model_metrics(model, movies.labels, model.predict_proba(movies.frame, calibrated=False))
     result["model"] = {"id": model.id, "kind": model.kind}
     result["data"] = {"source": movies.source, "sha256": movies.sha256}

@@ -29,11 +29,11 @@ import numpy as np
 
 from moviegenre.core.advice import install_extra
 from moviegenre.core.data import Movies
-from moviegenre.core.errors import DataError, MovieGenreError
+from moviegenre.core.errors import MovieGenreError
 from moviegenre.core.files import atomic_path, atomic_write
-from moviegenre.core.labels import is_course_taxonomy
+from moviegenre.core.labels import label_noun
 from moviegenre.model.genre_model import GenreModel
-from moviegenre.training.evaluate import model_metrics, reliability
+from moviegenre.training.evaluate import model_metrics, reliability, require_the_models_labels
 
 MAIN_GENRES = 6
 FIGURES = ("auc_per_genre.png", "roc_curves.png", "reliability.png", "f1_per_genre.png")
@@ -63,12 +63,7 @@ def write_report(model: GenreModel, movies: Movies, out_dir: str | Path) -> Path
 
     Returns the path of ``report.md``.
     """
-    if movies.labels is None:
-        where = "'genres' column" if is_course_taxonomy(model.labels) else "labels"
-        raise DataError(f"{movies.source} has no {where}; the report needs labelled data")
-    if tuple(movies.label_names) != tuple(model.labels):
-        raise DataError(f"{movies.source}: its labels {list(movies.label_names)[:10]} are not the model's "
-                        f"{list(model.labels)[:10]}")
+    require_the_models_labels(model, movies, "the report")
     plt = _pyplot()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -106,7 +101,7 @@ class _Words:
 
     def __init__(self, names: tuple[str, ...]):
         self.names = tuple(names)
-        self.one = "genre" if is_course_taxonomy(self.names) else "label"
+        self.one = label_noun(self.names)
         self.many = self.one + "s"
 
     def per(self) -> str:

@@ -23,7 +23,7 @@ from sklearn.model_selection import KFold
 from moviegenre.core.data import LabelSpec, Movies, load_movies, resolve_training_data
 from moviegenre.core.errors import DataError, UsageError
 from moviegenre.core.genres import GENRES
-from moviegenre.core.labels import MAX_LABELS, MIN_LABELS, is_course_taxonomy
+from moviegenre.core.labels import MAX_LABELS, MIN_LABELS, is_course_taxonomy, label_noun
 from moviegenre.core.progress import Progress, details_to, quiet
 from moviegenre.kinds.graph import estimators
 from moviegenre.kinds.registry import DEFAULT_KIND, build_estimator, describe_params, get_kind, prepare_params
@@ -208,8 +208,8 @@ def _train(kind: str, movies: Movies, params: dict[str, Any], cv_folds: int, see
                    for name, n in zip(names, movies.labels.sum(axis=0), strict=True)],
         **({"labels_from": movies.label_spec.to_json()} if not movies.label_spec.course else {}),
         "thresholds": thresholds,
-        "threshold_objective": (f"per-{'genre' if is_course_taxonomy(names) else 'label'} F1 on out-of-fold "
-                                "predictions, calibrated") if cv_folds >= 2 else None,
+        "threshold_objective": f"per-{label_noun(names)} F1 on out-of-fold predictions, calibrated"
+                               if cv_folds >= 2 else None,
         **({"calibration": calibration.to_json()} if calibration is not None else {}),
         "params": describe_params(kind, params),
         "training_data": {
