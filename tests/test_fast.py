@@ -310,6 +310,58 @@ def test_a_bundle_keeps_the_precomputed_words_and_they_change_no_feature(small_m
                               small_model.scorer.transform(*columns(sample)).toarray())
 
 
+def word_block(fast):
+    return next(b.vectorizer for b in fast.blocks if getattr(b.vectorizer, "analyzer", None) == "word"
+                and b.column == "plot")
+
+
+def test_a_bundle_keeps_the_word_ngram_index_and_loads_without_the_vocabulary(small_model, tmp_path):
+    """The word n-gram index is stored (not rebuilt at load), the same as one built from the
+    terms; the term dictionaries are made only when a word the tables do not know is met."""
+    path = tmp_path / BUNDLE_FILE
+    save_bundle(small_model.scorer, path)
+    loaded = load_bundle(path)
+    stored, built = word_block(loaded), word_block(small_model.scorer)
+    assert stored._extra_tokens == built._extra_tokens and stored._base == built._base
+    assert np.array_equal(stored._unigram_columns, built._unigram_columns)
+    assert sorted(stored._gram_keys) == sorted(built._gram_keys) == [2]
+    for n, (keys, columns) in built._gram_keys.items():
+        assert np.array_equal(stored._gram_keys[n][0], keys) and np.array_equal(stored._gram_keys[n][1], columns)
+    assert all(b.vectorizer._vocabulary is None for b in loaded.blocks if isinstance(b.vectorizer, TfidfText))
+    loaded.features_one(" ".join(loaded.known_words("plot")[0][::50]))  # words the plot table knows
+    assert word_block(loaded)._vocabulary is None
+    ids, values = loaded.features_one("the zqxjw sheriff")  # a word no table knows
+    assert word_block(loaded)._vocabulary is not None and char_block(loaded)._vocabulary is not None
+    expected = small_model.scorer.features_one("the zqxjw sheriff")
+    assert np.array_equal(ids, expected[0]) and np.array_equal(values, expected[1])
+
+
+def test_a_damaged_word_ngram_index_is_refused(small_model, tmp_path):
+    path = tmp_path / BUNDLE_FILE
+    save_bundle(small_model.scorer, path)
+    with np.load(path, allow_pickle=False) as bundle:
+        arrays = {name: bundle[name] for name in bundle.files}
+    i = next(i for i, b in enumerate(small_model.scorer.blocks) if b.vectorizer is word_block(small_model.scorer))
+    arrays[f"grams_{i}_keys_2"] = arrays[f"grams_{i}_keys_2"][::-1].copy()
+    np.savez(path, **arrays)
+    with pytest.raises(ModelError, match="not a readable inference bundle.*2-gram keys out of order"):
+        load_bundle(path)
+
+
+def test_threads_scoring_new_words_at_once_get_the_same_features(small_model_dir, small_model, testing_frame):
+    """A server's worker threads share the word tables: appending new words' rows from several
+    threads at once must neither mix rows up nor lose them."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    fast = load_bundle(small_model_dir / BUNDLE_FILE)
+    plots = [f"{plot} zq{i}x qz{i % 7}y" for i, plot in enumerate(testing_frame["plot"][:400])]
+    expected = [small_model.scorer.features_one(plot) for plot in plots]
+    with ThreadPoolExecutor(8) as pool:
+        got = list(pool.map(fast.features_one, plots))
+    for (ids, values), (want_ids, want_values) in zip(got, expected, strict=True):
+        assert np.array_equal(ids, want_ids) and np.array_equal(values, want_values)
+
+
 def test_words_met_past_the_cache_size_are_forgotten_not_mixed_up(small_model, small_model_dir, testing_frame,
                                                                  monkeypatch):
     monkeypatch.setattr("moviegenre.fast.words.WORD_CACHE_SIZE", 40)
@@ -343,3 +395,46 @@ def test_word_ngrams_found_by_integer_keys_are_the_string_ngrams():
     assert vectorizer.features("a big cat dog")[0].tolist() == [0, 1, 2, 3, 5]
     # a token pattern whose tokens may span whitespace keeps the string n-grams
     assert TfidfText(analyzer="word", terms=terms, idf=None, ngram_range=(1, 3), token_pattern=r"[^,]+").table is None
+
+
+NEW_WORDS = ["zqxj", "a", "ab", "x" * 40, "!!", "...", "-", "café", "naïve", "日本語", "🎬🎬", "a\x00b", "\x00",
+             "qwertyuiopasdfghjk", "frontiersmanship's", "x-ray,", "Zebra-Crossing", "\x7fdel", "ÉTÉ", "q"]
+
+
+def test_new_words_of_every_kind_get_the_pipelines_features(small_model_dir, pipeline):
+    """Words met for the first time, alone or several in a text (found together), ASCII or not:
+    the same n-grams and tokens as scikit-learn."""
+    fast = load_bundle(small_model_dir / BUNDLE_FILE)
+    texts = [" ".join(NEW_WORDS), *NEW_WORDS, " ".join(reversed(NEW_WORDS)) + " the western",
+             "zqxjj ab abc abcd 日本 ok", "ok " * 3 + "yy zz"]
+    for text in texts:
+        item = {"plot": text + " x", "title": text}  # a plot needs a letter
+        expected = pipeline.named_steps["features"].transform(items_to_frame([item])).tocsr()
+        expected.sort_indices()
+        ids, values = fast.features_one(item["plot"], text)
+        assert np.array_equal(ids, expected.indices), text
+        assert np.array_equal(values, expected.data), text
+
+
+def test_char_ngrams_of_new_words_in_any_range_are_scikit_learns():
+    """Any n-gram range (a word shorter than the shortest n-gram counted once, as scikit-learn
+    counts it), terms with a NUL or non-ASCII, and terms not in sorted order; each word alone
+    and all of them in one text (met together: their rows are appended at once)."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    corpus = [" ".join(NEW_WORDS), "the cat sat on a mat", "a\x00 b\x00c ab\x00 é ée", "to be or not to be"]
+    words = [*NEW_WORDS, "cat", "mat", "sat", "on", "b\x00c", "ab\x00", "é", "ée", "be", "to", "not", "zzz"]
+    for ngram_range in [(3, 5), (4, 6), (1, 3), (2, 8)]:
+        fitted = TfidfVectorizer(analyzer="char_wb", ngram_range=ngram_range).fit(corpus)
+        terms = fitted.get_feature_names_out().tolist()
+        order = np.random.default_rng(0).permutation(len(terms))
+        for permutation in (np.arange(len(terms)), order):
+            vectorizer = TfidfText(analyzer="char_wb", terms=[terms[i] for i in permutation],
+                                   idf=fitted.idf_[permutation], ngram_range=ngram_range)
+            for text in [" ".join(words), *words, " ".join(reversed(words))]:
+                expected = fitted.transform([text]).tocsr()[:, permutation]
+                expected.sort_indices()
+                ids, values = vectorizer.features(text)
+                assert np.array_equal(ids, expected.indices), (ngram_range, text)
+                # (the L2 norm sums the squares in column order: a permuted vocabulary, other bits)
+                np.testing.assert_allclose(values, expected.data, rtol=1e-12 if permutation is order else 0, atol=0)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import re
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import filterfalse, repeat
@@ -49,10 +50,11 @@ class TfidfText:
     stop_words: list[str] | None = None
     sublinear_tf: bool = False
     norm: str | None = "l2"
-    vocabulary: dict[str, int] = field(init=False, repr=False)
+    #: The word n-gram index as :meth:`gram_index` gave it (from a bundle), else made here.
+    grams: dict[str, Any] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        self.vocabulary = dict(zip(self.terms, range(len(self.terms)), strict=True))
+        self._vocabulary: dict[str, int] | None = None
         self._stop = frozenset(self.stop_words) if self.stop_words else None
         self._findall = re.compile(self.token_pattern).findall
         self._rows = Rows()
@@ -62,10 +64,23 @@ class TfidfText:
         self.table: WordTable | None = None
         if self.analyzer == "char_wb" or (self.token_pattern == DEFAULT_TOKEN_PATTERN and self._index_grams()):
             self.table = WordTable([self])
+        self.grams = None
 
     @property
     def width(self) -> int:
         return len(self.terms)
+
+    @property
+    def vocabulary(self) -> dict[str, int]:
+        """Each term's column. Made when first needed (40,000 to 60,000 terms: 10 ms): a loaded
+        model's word tables know the words of its vocabulary already, and need it only for the
+        words of a text that they do not know."""
+        if self._vocabulary is None:
+            vocabulary = dict(zip(self.terms, range(len(self.terms)), strict=True))
+            if len(vocabulary) != len(self.terms):
+                raise ValueError(f"the {self.analyzer} vocabulary repeats a term")
+            self._vocabulary = vocabulary
+        return self._vocabulary
 
     def config(self) -> dict[str, Any]:
         return {
@@ -88,7 +103,10 @@ class TfidfText:
         term, else ``unknown`` (the largest). A unigram's column is read from an array by
         token id; an n-gram's column is found by its key (its token ids as the digits of a
         number in base ``unknown + 1``) in a sorted array of the terms' keys. False if a key
-        would not fit in an int64. (Done with numpy where it can: it runs on every load.)"""
+        would not fit in an int64. Read from :attr:`grams` when a bundle stored it
+        (:meth:`gram_index`; 30 ms of a cold start otherwise)."""
+        if self.grams is not None:
+            return self._index_grams_from(self.grams)
         width = self.width
         multi = [column for column, term in enumerate(self.terms) if " " in term]
         multi_terms = list(map(self.terms.__getitem__, multi))
@@ -108,13 +126,53 @@ class TfidfText:
         starts = np.cumsum(lengths) - lengths
         columns = np.array(multi, dtype=np.int64)
         self._gram_keys: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        for n in np.unique(lengths).tolist():
+        for n in sorted(set(lengths.tolist())):  # (np.unique would import numpy.ma: 15 ms of a cold start)
             first = starts[lengths == n]
             keys = ids[first]
             for i in range(1, n):
                 keys = keys * base + ids[first + i]
             order = np.argsort(keys)
             self._gram_keys[n] = (keys[order], columns[lengths == n][order])
+        self._base = base
+        return True
+
+    def gram_index(self) -> dict[str, Any] | None:
+        """The word n-gram index (:meth:`_index_grams`) as plain data for a bundle: the words of
+        several-word terms that are not terms, in id order, and per n-gram length the sorted
+        keys and their columns. None for a vectorizer that has none."""
+        if self.analyzer != "word" or self.table is None:
+            return None
+        return {"extra": list(self._extra_tokens),
+                "keys": {n: keys for n, (keys, _) in self._gram_keys.items()},
+                "columns": {n: columns for n, (_, columns) in self._gram_keys.items()}}
+
+    def _index_grams_from(self, grams: dict[str, Any]) -> bool:
+        """:meth:`_index_grams` from what :meth:`gram_index` gave, checked (ValueError)."""
+        width = self.width
+        extra = [str(word) for word in grams["extra"]]
+        self._extra_tokens = dict(zip(extra, range(width, width + len(extra)), strict=True))
+        base = width + len(extra) + 1
+        if len(self._extra_tokens) != len(extra) or sorted(grams["keys"]) != sorted(grams["columns"]):
+            raise ValueError("a malformed word n-gram index")
+        self._unknown_token = base - 1
+        self._unigram_columns = np.arange(base, dtype=np.int64)
+        self._unigram_columns[width:] = -1
+        self._gram_keys = {}
+        seen = 0
+        for n in sorted(grams["keys"]):
+            keys, columns = np.asarray(grams["keys"][n]), np.asarray(grams["columns"][n])
+            if (not 2 <= n <= self.ngram_range[1] or keys.dtype != np.int64 or keys.ndim != 1
+                    or columns.shape != keys.shape or columns.dtype.kind not in "iu"):
+                raise ValueError(f"a malformed word {n}-gram index")
+            if keys.size and (keys[0] < 0 or keys[-1] >= base**n or (np.diff(keys) <= 0).any()
+                              or columns.min() < 0 or columns.max() >= width):
+                raise ValueError(f"word {n}-gram keys out of order or out of range")
+            columns = columns.astype(np.int64)
+            self._unigram_columns[columns] = -1
+            self._gram_keys[n] = (keys, columns)
+            seen += columns.size
+        if int((self._unigram_columns[:width] < 0).sum()) != seen:
+            raise ValueError("word n-gram columns repeat")
         self._base = base
         return True
 
@@ -164,7 +222,8 @@ class TfidfText:
         if not text:
             return _EMPTY_IDS, _EMPTY_VALUES
         if self.table is not None:
-            return self.features_of_rows(self.table.rows(text))
+            with self.table.lock:
+                return self.features_of_rows(self.table.rows(text))
         if self.lowercase:
             text = text.lower()
         return self._tfidf(*self._word_counts(text))
@@ -355,12 +414,13 @@ class FastLinear:
         # The text vectorizers read word by word share one WordTable per column (those that
         # lower-case as the column's first one does), so each word of a text is looked up once.
         self.word_tables: dict[str, WordTable] = {}
+        self._lock = threading.Lock()  # every word table's (WordTable.lock): features_one holds it
         for column in dict.fromkeys(block.column for block in blocks):
             readers = [b.vectorizer for b in blocks if b.column == column and isinstance(b.vectorizer, TfidfText)
                        and b.vectorizer.table is not None]
             readers = [v for v in readers if v.lowercase == readers[0].lowercase] if readers else []
             if readers:
-                table = WordTable(readers)
+                table = WordTable(readers, lock=self._lock)
                 for vectorizer in readers:
                     vectorizer.table = table
                 self.word_tables[column] = table
@@ -410,7 +470,10 @@ class FastLinear:
 
     def features_one(self, plot: str, title: str = "", year: float = math.nan) -> tuple[np.ndarray, np.ndarray]:
         """Column indices (sorted) and values of one item's feature row."""
-        inputs = {"plot": plot, "title": title, "year": year}
+        with self._lock:
+            return self._features_one({"plot": plot, "title": title, "year": year})
+
+    def _features_one(self, inputs: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
         id_parts, value_parts = [], []
         rows_of: dict[str, np.ndarray] = {}
         for column, blocks, table in self._steps:

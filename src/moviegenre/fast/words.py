@@ -11,8 +11,9 @@ and stored in the bundle; words met later are appended, up to :data:`WORD_CACHE_
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
-from itertools import chain, repeat
+from itertools import accumulate, chain, repeat
 from typing import Protocol
 
 import numpy as np
@@ -27,7 +28,11 @@ _EMPTY_COLUMNS = np.zeros(0, dtype=np.int32)
 
 
 class RowSource(Protocol):
-    """What a :class:`WordTable` reads its rows from: a text vectorizer (``TfidfText``)."""
+    """What a :class:`WordTable` reads its rows from: a text vectorizer (``TfidfText``).
+
+    A source may also have ``word_rows(words) -> (lengths, values)``: the rows of several
+    words at once, as :meth:`Rows.extend` takes them (ints, in lists or arrays), when it finds
+    them faster together; the table calls :meth:`word_row` per word for a source without it."""
 
     lowercase: bool
     _rows: Rows
@@ -57,16 +62,19 @@ class Rows:
         self.values[: values.size] = values
         self.n = n
 
-    def append(self, row: list[int]) -> None:
+    def extend(self, lengths: Sequence[int], values: Sequence[int]) -> None:
+        """Append rows of ``lengths`` whose values are ``values``, one row after the other (a
+        list or an array: for a few rows, lists cost fewer numpy calls than arrays)."""
         start = int(self.indptr[self.n])
-        end = start + len(row)
-        if self.n + 2 > self.indptr.size:
-            self.indptr = np.concatenate([self.indptr, np.zeros(self.indptr.size, np.int64)])
-        if end > self.values.size:
-            self.values = np.concatenate([self.values, np.empty(max(end, self.values.size), np.int32)])
-        self.values[start:end] = row
-        self.n += 1
-        self.indptr[self.n] = end
+        ends = list(accumulate(lengths, initial=start))
+        n = self.n + len(lengths)
+        if n + 1 > self.indptr.size:
+            self.indptr = np.concatenate([self.indptr, np.zeros(max(n + 1, self.indptr.size), np.int64)])
+        if ends[-1] > self.values.size:
+            self.values = np.concatenate([self.values, np.empty(max(ends[-1], self.values.size), np.int32)])
+        self.values[start : ends[-1]] = values
+        self.indptr[self.n : n + 1] = ends
+        self.n = n
 
     def stored(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         """The lengths and values of the first ``n`` rows."""
@@ -106,8 +114,12 @@ class WordTable:
     WORD_CACHE_SIZE of them, then forgotten.
     """
 
-    def __init__(self, vectorizers: Sequence[RowSource]) -> None:
+    def __init__(self, vectorizers: Sequence[RowSource], lock: threading.Lock | None = None) -> None:
         self.vectorizers = list(vectorizers)
+        #: Held while a text's rows are found (:meth:`rows`, which may append new words' rows,
+        #: or forget them) and their values read: threads that score at once (a server's
+        #: workers) must not append to a table together, nor read a row being replaced.
+        self.lock = threading.Lock() if lock is None else lock
         self.lowercase = self.vectorizers[0].lowercase
         if any(v.lowercase != self.lowercase for v in self.vectorizers):
             raise ValueError("the vectorizers of a word table must lower-case alike")
@@ -126,12 +138,8 @@ class WordTable:
         if len(index) != len(words):
             raise ValueError("precomputed words must be distinct")
         if stored is None:
-            stored = []
-            for vectorizer in self.vectorizers:
-                rows = [vectorizer.word_row(word) for word in words]
-                lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
-                values = np.fromiter(chain.from_iterable(rows), dtype=np.int64, count=int(lengths.sum()))
-                stored.append((lengths, values))
+            stored = [tuple(np.array(part, dtype=np.int64) for part in _rows_of(vectorizer, words))
+                      for vectorizer in self.vectorizers]
         if len(stored) != len(self.vectorizers):
             raise ValueError(f"{len(stored)} precomputed tables for {len(self.vectorizers)} vectorizers")
         checked = []
@@ -161,34 +169,48 @@ class WordTable:
             vectorizer._rows.n = len(self._known_words)
 
     def rows(self, text: str) -> np.ndarray:
-        """The rows of ``text``'s whitespace-separated words, in order (int64).
+        """The rows of ``text``'s whitespace-separated words, in order (int64). Call it, and
+        read the rows' values, with :attr:`lock` held.
 
         (scikit-learn's char_wb first turns whitespace runs into one space; split() alone
         splits the same way, on the same whitespace characters.)"""
         if self.lowercase:
             text = text.lower()
         words = text.split()
-        rows = np.fromiter(map(self._row_of.get, words, repeat(-1)), dtype=np.int64, count=len(words))
-        if rows.size and rows.min() < 0:
+        rows = list(map(self._row_of.get, words, repeat(-1)))
+        if -1 in rows:
             self._add(words, rows)
-        return rows
+        return np.array(rows, dtype=np.int64)
 
-    def _add(self, words: list[str], rows: np.ndarray) -> None:
+    def _add(self, words: list[str], rows: list[int]) -> None:
         """Fill in the rows of those of ``words`` that have none (-1 in ``rows``), appending them
-        to the tables (after forgetting the words met so far past WORD_CACHE_SIZE of them)."""
-        missing = np.flatnonzero(rows < 0).tolist()
-        fresh = list(dict.fromkeys(map(words.__getitem__, missing)))
+        to the tables (after forgetting the words met so far past WORD_CACHE_SIZE of them).
+        Each vectorizer computes the new words' rows together (``word_rows``), appended at once:
+        a text's new words cost a few numpy calls, not a few per word."""
+        fresh = list(dict.fromkeys(word for word, row in zip(words, rows, strict=True) if row < 0))
         if self.vectorizers[0]._rows.n - len(self._known_words) + len(fresh) > WORD_CACHE_SIZE:
             self._forget()  # every row met before may be gone
-            rows[:] = np.fromiter(map(self._row_of.get, words, repeat(-1)), dtype=np.int64, count=len(words))
-            missing = np.flatnonzero(rows < 0).tolist()
-            fresh = list(dict.fromkeys(map(words.__getitem__, missing)))
+            rows[:] = map(self._row_of.get, words, repeat(-1))
+            fresh = list(dict.fromkeys(word for word, row in zip(words, rows, strict=True) if row < 0))
+        first = self.vectorizers[0]._rows.n
+        for vectorizer in self.vectorizers:
+            vectorizer._rows.extend(*_rows_of(vectorizer, fresh))
         row_of = self._row_of
-        for word in fresh:
-            row_of[word] = self.vectorizers[0]._rows.n
-            for vectorizer in self.vectorizers:
-                vectorizer._rows.append(vectorizer.word_row(word))
-        rows[missing] = list(map(row_of.__getitem__, map(words.__getitem__, missing)))
+        row_of.update(zip(fresh, range(first, first + len(fresh)), strict=True))
+        rows[:] = [row if row >= 0 else row_of[word] for word, row in zip(words, rows, strict=True)]
 
 
-__all__ = ["WORD_CACHE_SIZE", "RowSource", "Rows", "WordTable"]
+def _rows_of(vectorizer: RowSource, words: list[str]) -> tuple[Sequence[int], Sequence[int]]:
+    """The (lengths, values) of ``words``' rows: by the source's ``word_rows`` if it has one."""
+    word_rows = getattr(vectorizer, "word_rows", None)
+    if word_rows is not None:
+        return word_rows(words)
+    return stacked_rows(list(map(vectorizer.word_row, words)))
+
+
+def stacked_rows(rows: Sequence[Sequence[int]]) -> tuple[list[int], list[int]]:
+    """``rows`` as the (lengths, values) of :meth:`Rows.extend`."""
+    return list(map(len, rows)), list(chain.from_iterable(rows))
+
+
+__all__ = ["WORD_CACHE_SIZE", "RowSource", "Rows", "WordTable", "stacked_rows"]
