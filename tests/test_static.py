@@ -97,6 +97,45 @@ def test_encoding_equals_model2vec(embedder, max_length):
     assert np.linalg.norm(ours[0]) == pytest.approx(1.0)
 
 
+#: Texts that a word-by-word reading could get wrong: special tokens' texts, non-ASCII, control
+#: characters Python splits at but the normaliser deletes, punctuation runs, long and cut texts.
+HOSTILE = ["[UNK] a bank", "cattle[PAD]ranch", "[pad] [unk] [CLS]", "b\x0bc", "a\x1cb\x1dc", "\x00bandit",
+           "caf\u00e9 \u00e9clair", "ALL CAPS Bandits", "tab\tand\nnew\rline", "Mr.. Brown's \"cattle\" (1999) $5!",
+           "!!" * 400, "a" * 150, "cowboys " * 600, "b" * 5000, "", "   ", "\u3000ideographic\u2003space"]
+
+
+def test_word_by_word_tokens_equal_the_tokenizers(embedder, dev_movies):
+    """Each text's tokens read word by word (from the word table) are the tokenizer's for the
+    whole text: the real plots and titles, and hostile text (which goes to the tokenizer)."""
+    from moviegenre.fast.static import embedding_text
+
+    frame = dev_movies.frame.iloc[:400]
+    texts = [embedding_text([title, plot]) for title, plot in zip(frame["title"], frame["plot"], strict=True)]
+    texts += HOSTILE + TEXTS
+    for max_length in (512, 8):
+        table = StaticTable(embedder.embeddings_, embedder.tokenizer_, max_length=max_length)
+        assert table.lowercase and table.known()[0] == []  # nothing known before precompute
+        table.precompute(table.vocabulary_words() + ["cattle", "Bandits"])
+        tokenizer = table._tokenizer
+        expected = [[i for i in encoding.ids if i != table._unk_id]
+                    for encoding in tokenizer.encode_batch([text[: table._max_chars] for text in texts],
+                                                           add_special_tokens=False)]
+        for round_ in range(2):  # words met the first time, then from the table
+            got = table.token_ids(texts)
+            assert [ids.tolist() for ids in got] == expected, round_
+        word_by_word = [table._word_ids(text[: table._max_chars]) is not None for text in texts]
+        assert sum(word_by_word[:400]) > 350 and not any(word_by_word[400:407])  # the hostile ones: whole
+
+
+def test_rows_are_averaged_as_the_float16_table_is(embedder):
+    table = StaticTable(embedder.embeddings_, embedder.tokenizer_)
+    ids = table.token_ids(["a bandit and a cattle baron clash in a bank", "cattle"])
+    for text_ids in ids * 2:  # rows converted the first time, then reused
+        expected = embedder.embeddings_[text_ids.tolist()].mean(axis=0, dtype=np.float64)
+        expected /= np.sqrt(expected @ expected) + 1e-32
+        np.testing.assert_array_equal(table.embed_ids(text_ids), expected)
+
+
 def test_embedder_encodes_title_then_plot(embedder):
     import pandas as pd
 
@@ -163,6 +202,19 @@ def test_the_table_is_stored_once_in_fast_npz(trained, model_dir, sample):
     frame = sample.frame.iloc[:20]
     np.testing.assert_allclose(loaded.pipeline.predict_proba(frame),
                                loaded.predict_proba(frame, calibrated=False), rtol=0, atol=1e-9)
+
+
+def test_the_bundle_stores_the_tables_words(model_dir, embedder):
+    """The compiled table knows the tokens of its vocabulary's words and the linear part's
+    words before it meets them, read from fast.npz as they were computed."""
+    table = load_bundle(model_dir / BUNDLE_FILE).table
+    words, (lengths, values) = table.known()
+    assert {"cattle", "bank"} <= set(words) and len(words) > 5_000
+    fresh = StaticTable(embedder.embeddings_, embedder.tokenizer_)
+    fresh.precompute(words)
+    assert fresh.known()[0] == words
+    np.testing.assert_array_equal(fresh.known()[1][0], lengths)
+    np.testing.assert_array_equal(fresh.known()[1][1], values)
 
 
 def test_an_embedder_read_without_its_model_directory_says_how_to_load_it(model_dir):

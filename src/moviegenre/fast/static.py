@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,6 +19,18 @@ import numpy as np
 
 from moviegenre.fast.linear import FastLinear
 from moviegenre.fast.maths import expit
+from moviegenre.fast.words import Rows, WordTable
+
+#: A character outside printable ASCII and the whitespace a tokenizer's normaliser turns into
+#: spaces: a text with one is tokenised whole, not word by word (:meth:`StaticTable.token_ids`).
+_NOT_WORD_SAFE = re.compile(r"[^\t\n\r -~]").search
+#: Tokenizer steps (by class name) under which a word-safe text's tokens are its
+#: whitespace-separated words' tokens, one word after the other: normalisers that work character
+#: by character (on printable ASCII, tabs and line breaks made spaces) and pre-tokenizers that
+#: split at whitespace (and maybe punctuation) and never join across it. A ``Sequence`` of them
+#: is not recognised, and is read whole: slower, never wrong.
+_WORD_LOCAL_NORMALIZERS = frozenset({"BertNormalizer", "Lowercase", "NFC", "NFD", "NFKC", "NFKD", "StripAccents"})
+_WORD_LOCAL_PRE_TOKENIZERS = frozenset({"BertPreTokenizer", "Whitespace", "WhitespaceSplit"})
 
 
 def embedding_text(parts: Sequence[Any]) -> str:
@@ -37,17 +50,25 @@ class StaticTable:
     float64 (model2vec computes in the table's dtype), so the same answer to within 1e-6
     (``tests/test_static.py`` holds them equal).
 
-    Why not model2vec's ``StaticModel`` itself (it imports no torch, in 0.05-0.1 s)? Measured
-    on one plot at a time, the 300 first plots of the dev file ("Title. plot", median 630
-    characters, 130 tokens), the full MiniLM table (29,525 x 256, float16), best of three
-    runs on a shared two-core machine: this class p50 0.27-0.30 ms, p90 0.58-0.62 ms (of which
-    the tokenizer 0.19 ms, averaging the rows 0.08 ms); ``StaticModel.encode`` p50 0.41-0.42
-    ms, p90 0.74-0.80 ms, and 0.33-0.34 ms p50 only with a float32 copy of the table (twice
-    the memory, or a conversion at every cold start). The static kind's whole score is about
-    0.8 ms p50 against a 1 ms budget, so the extra 0.1 ms is too much; and ``StaticModel``
-    averages in float16, 3.6e-4 away from the float64 mean, where the compiled model is
-    checked against its pipeline to 1e-9. Measured with ``time.perf_counter`` around each
-    call after 30 warm-up calls (issue 18).
+    Why not model2vec's ``StaticModel`` itself (it imports no torch, in 0.05-0.1 s)? It
+    tokenises every text whole and averages in float16: 3.6e-4 away from the float64 mean, where
+    the compiled model is checked against its pipeline to 1e-9; and it is slower. This class
+    spends a single plot's time where it must (issue 21, the 3,383 testing plots one at a time,
+    in a fresh process):
+
+    - **Word by word.** With a tokenizer whose steps are word-local (a BERT-style normaliser
+      and a pre-tokenizer that splits at whitespace: ``_WORD_LOCAL_*``), a text of printable
+      ASCII has the tokens of its whitespace-separated words, one word after the other. So each
+      word is tokenised once and kept (a :class:`~moviegenre.fast.words.WordTable`; the
+      vocabulary's words are precomputed and stored in the bundle), and a text's tokens are a
+      gather of its words' rows: 0.33 ms of ``tokenizers`` per plot became about 0.03 ms. Any
+      other text (non-ASCII, a control character, a special token's text such as ``[MASK]``)
+      goes to the tokenizer whole, as does every text of another kind of tokenizer.
+      ``tests/test_static.py`` holds both ways equal on the testing plots and on hostile text.
+    - **float32 rows.** numpy converts float16 slowly (2 ns a number): the rows a text uses
+      are converted to float32 once, when first used, into a copy that fills as tokens are met,
+      and summed in float64 (the same sums: float16 to float32 is exact). Converting the whole
+      table at load would cost a cold start 0.1 s.
 
     Parameters
     ----------
@@ -84,28 +105,119 @@ class StaticTable:
         self.normalize = normalize
         self._tokenizer = tokenizer
         self._unk_id = _unknown_token_id(tokenizer, tokenizer_json)
+        # word by word, where the tokenizer's steps allow it: a table of the words met, and the
+        # added tokens' texts (matched in the raw text, before any step), which a text must not hold
+        word_local = (type(tokenizer.normalizer).__name__ in _WORD_LOCAL_NORMALIZERS | {"NoneType"}
+                      and type(tokenizer.pre_tokenizer).__name__ in _WORD_LOCAL_PRE_TOKENIZERS)
+        self.lowercase = word_local and (type(tokenizer.normalizer).__name__ == "Lowercase"
+                                         or bool(getattr(tokenizer.normalizer, "lowercase", False)))
+        self._rows = Rows()
+        self._words = WordTable([self]) if word_local else None
+        added = sorted({token.content for token in tokenizer.get_added_tokens_decoder().values() if token.content},
+                       key=len, reverse=True)
+        self._added = re.compile("|".join(map(re.escape, added)), re.IGNORECASE).search if added else None
+        # float32 copies of the rows used so far (zero pages until written)
+        self._rows32 = np.zeros(embeddings.shape, dtype=np.float32)
+        self._converted = np.zeros(len(embeddings), dtype=bool)
 
     @property
     def dim(self) -> int:
         return self.embeddings.shape[1]
 
+    @property
+    def row_values(self) -> int:
+        """The bound of a word's row values (the token ids): a ``RowSource`` of its word table."""
+        return len(self.embeddings)
+
     def config(self) -> dict[str, Any]:
         return {"max_length": self.max_length, "normalize": self.normalize}
 
-    def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
-        """Each text's token ids, as model2vec's ``StaticModel.tokenize`` gives them."""
-        if self._max_chars is not None:
-            texts = [text[: self._max_chars] for text in texts]
-        encodings = self._tokenizer.encode_batch_fast(list(texts), add_special_tokens=False)
-        if self._unk_id is None:
-            return [encoding.ids for encoding in encodings]
-        return [[i for i in encoding.ids if i != self._unk_id] for encoding in encodings]
+    # --- words -------------------------------------------------------------------------------
 
-    def embed_ids(self, ids: list[int]) -> np.ndarray:
+    def word_row(self, word: str) -> list[int]:
+        """A whitespace-free ``word``'s token ids, unknown tokens kept (the row of its word table).
+
+        One ``encode`` a word, not an ``encode_batch`` of a text's new words: a batch goes to
+        the tokenizer's thread pool, whose threads, asleep between two requests, take 0.1-0.2 ms
+        to wake (4 us a word against 170 us a text's new words, on the testing plots)."""
+        return self._tokenizer.encode(word, add_special_tokens=False).ids
+
+    def vocabulary_words(self) -> list[str]:
+        """The tokenizer's vocabulary entries that are words of their own (not a word piece such
+        as WordPiece's ``##ing``, nor a bracketed entry such as ``[unused0]`` or ``[CLS]``)."""
+        prefix = getattr(self._tokenizer.model, "continuing_subword_prefix", None)
+        return [token for token in self._tokenizer.get_vocab()
+                if not (prefix and token.startswith(prefix)) and not token.startswith("[")]
+
+    def precompute(self, words: Sequence[str], stored: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+        """Know the token ids of ``words`` before they are met: ``stored`` as :meth:`known` gave
+        them (from a bundle), or computed here, in one batch, for those of ``words`` that are
+        words (no whitespace). Nothing for a tokenizer that is not read word by word."""
+        if self._words is None:
+            return
+        if stored is None:
+            words = list(dict.fromkeys(w.lower() if self.lowercase else w for w in words if w.split() == [w]))
+        self._words.precompute(words, None if stored is None else [stored])
+
+    def known(self) -> tuple[list[str], tuple[np.ndarray, np.ndarray]] | None:
+        """The precomputed words and the (lengths, values) of their token ids, if any."""
+        if self._words is None:
+            return None
+        words, (stored,) = self._words.known()
+        return words, stored
+
+    # --- encoding ----------------------------------------------------------------------------
+
+    def token_ids(self, texts: Sequence[str]) -> list[np.ndarray]:
+        """Each text's token ids, as model2vec's ``StaticModel.tokenize`` gives them: word by word
+        where the text allows it, else by the tokenizer (the texts that need it, in one batch)."""
+        out: list[np.ndarray | None] = []
+        whole: list[int] = []
+        cut = [text[: self._max_chars] for text in texts] if self._max_chars is not None else list(texts)
+        for i, text in enumerate(cut):
+            ids = self._word_ids(text)
+            if ids is None:
+                whole.append(i)
+            out.append(ids)
+        if len(whole) == 1:  # (one text: not through the thread pool, see word_row)
+            out[whole[0]] = self._known_only(np.array(
+                self._tokenizer.encode(cut[whole[0]], add_special_tokens=False).ids, dtype=np.int64))
+        elif whole:
+            encodings = self._tokenizer.encode_batch_fast([cut[i] for i in whole], add_special_tokens=False)
+            for i, encoding in zip(whole, encodings, strict=True):
+                out[i] = self._known_only(np.array(encoding.ids, dtype=np.int64))
+        return out  # type: ignore[return-value]
+
+    def _word_ids(self, text: str) -> np.ndarray | None:
+        """``text``'s token ids read word by word, or None if the tokenizer must read it whole."""
+        if self._words is None or _NOT_WORD_SAFE(text) or (self._added is not None and self._added(text)):
+            return None
+        with self._words.lock:
+            rows = self._words.rows(text)
+            if not rows.size:
+                return np.zeros(0, dtype=np.int64)
+            ids = self._rows.gather(rows)
+        if self.max_length is not None:
+            ids = ids[: self.max_length]
+        return self._known_only(ids)
+
+    def _known_only(self, ids: np.ndarray) -> np.ndarray:
+        if self._unk_id is not None and ids.size and (ids == self._unk_id).any():
+            ids = ids[ids != self._unk_id]
+        return ids
+
+    def embed_ids(self, ids: Sequence[int] | np.ndarray) -> np.ndarray:
         """(dim,) float64 embedding of one text's token ids."""
-        if not ids:
+        ids = np.asarray(ids, dtype=np.int64)
+        if not ids.size:
             return np.zeros(self.dim)
-        vector = self.embeddings[ids].mean(axis=0, dtype=np.float64)
+        if not self._converted.take(ids).all():
+            fresh = ids[~self._converted.take(ids)]
+            self._rows32[fresh] = self.embeddings[fresh]
+            self._converted[fresh] = True
+        # the mean numpy takes (a float64 sum, then a division), of float32 rows equal to the table's
+        vector = np.add.reduce(self._rows32.take(ids, axis=0), axis=0, dtype=np.float64)
+        vector /= ids.size
         if self.normalize:
             vector /= math.sqrt(float(vector @ vector)) + 1e-32
         return vector

@@ -62,10 +62,12 @@ def compile_static(hybrid: Any) -> FastStatic:
     text = compile_linear(hybrid.text_model_)
     coef, intercept, constant = _compile_classifier(hybrid.embedding_model_)
     try:
-        return FastStatic(text, embedder.table(), embedder.columns, coef, intercept, constant,
+        fast = FastStatic(text, embedder.table(), embedder.columns, coef, intercept, constant,
                           np.asarray(hybrid.blend_coef_), np.asarray(hybrid.blend_intercept_))
     except ValueError as exc:
         raise NotCompilable(str(exc)) from None
+    _precompute_tokens(fast)
+    return fast
 
 
 def verified(compiler: Callable[[Any], FastLinear | FastStatic]) -> Callable[[Any], FastLinear | FastStatic]:
@@ -122,6 +124,13 @@ def _precompute_words(fast: FastLinear) -> None:
         if table.lowercase:
             words = {word.lower() for word in words}
         fast.precompute_words(column, sorted(word for word in words if word.split() == [word]))
+
+
+def _precompute_tokens(fast: FastStatic) -> None:
+    """Give the static table the token ids of the words it is likely to meet (when it reads
+    texts word by word): the words its linear part precomputed, and the tokenizer's own words."""
+    words = {word for table in fast.text.word_tables.values() for word in table.known()[0]}
+    fast.table.precompute(sorted(words.union(fast.table.vocabulary_words())))
 
 
 def _compile_tfidf(name: str, vectorizer: Any) -> TfidfText:
