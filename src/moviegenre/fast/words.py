@@ -87,14 +87,14 @@ class Rows:
         starts = indptr.take(rows)
         lengths = indptr.take(rows + 1)
         lengths -= starts
-        ends = np.cumsum(lengths)
+        ends = lengths.cumsum()
         total = int(ends[-1])
         if not total:
             return _EMPTY_IDS
         # positions of every row's values, one row after the other
         ends -= lengths
         starts -= ends
-        positions = np.repeat(starts, lengths)
+        positions = starts.repeat(lengths)
         positions += np.arange(total)
         return self.values.take(positions)
 
