@@ -50,7 +50,8 @@ class TfidfText:
     stop_words: list[str] | None = None
     sublinear_tf: bool = False
     norm: str | None = "l2"
-    #: The word n-gram index as :meth:`gram_index` gave it (from a bundle), else made here.
+    #: The word n-gram index as :meth:`gram_index` gave it (from a bundle): read at construction
+    #: (else made there, from the terms) and not kept.
     grams: dict[str, Any] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:

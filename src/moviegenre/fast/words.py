@@ -28,11 +28,8 @@ _EMPTY_COLUMNS = np.zeros(0, dtype=np.int32)
 
 
 class RowSource(Protocol):
-    """What a :class:`WordTable` reads its rows from: a text vectorizer (``TfidfText``).
-
-    A source may also have ``word_rows(words) -> (lengths, values)``: the rows of several
-    words at once, as :meth:`Rows.extend` takes them (ints, in lists or arrays), when it finds
-    them faster together; the table calls :meth:`word_row` per word for a source without it."""
+    """What a :class:`WordTable` reads its rows from: a text vectorizer (``TfidfText``), or the
+    static kind's tokenizer (``StaticTable``)."""
 
     lowercase: bool
     _rows: Rows
@@ -138,7 +135,7 @@ class WordTable:
         if len(index) != len(words):
             raise ValueError("precomputed words must be distinct")
         if stored is None:
-            stored = [tuple(np.array(part, dtype=np.int64) for part in _rows_of(vectorizer, words))
+            stored = [tuple(np.array(part, dtype=np.int64) for part in _stacked_rows(vectorizer, words))
                       for vectorizer in self.vectorizers]
         if len(stored) != len(self.vectorizers):
             raise ValueError(f"{len(stored)} precomputed tables for {len(self.vectorizers)} vectorizers")
@@ -185,8 +182,8 @@ class WordTable:
     def _add(self, words: list[str], rows: list[int]) -> None:
         """Fill in the rows of those of ``words`` that have none (-1 in ``rows``), appending them
         to the tables (after forgetting the words met so far past WORD_CACHE_SIZE of them).
-        Each vectorizer computes the new words' rows together (``word_rows``), appended at once:
-        a text's new words cost a few numpy calls, not a few per word."""
+        Each vectorizer's rows of the new words are appended at once: a text's new words cost a
+        few numpy calls, not a few per word."""
         fresh = list(dict.fromkeys(word for word, row in zip(words, rows, strict=True) if row < 0))
         if self.vectorizers[0]._rows.n - len(self._known_words) + len(fresh) > WORD_CACHE_SIZE:
             self._forget()  # every row met before may be gone
@@ -194,23 +191,16 @@ class WordTable:
             fresh = list(dict.fromkeys(word for word, row in zip(words, rows, strict=True) if row < 0))
         first = self.vectorizers[0]._rows.n
         for vectorizer in self.vectorizers:
-            vectorizer._rows.extend(*_rows_of(vectorizer, fresh))
+            vectorizer._rows.extend(*_stacked_rows(vectorizer, fresh))
         row_of = self._row_of
         row_of.update(zip(fresh, range(first, first + len(fresh)), strict=True))
         rows[:] = [row if row >= 0 else row_of[word] for word, row in zip(words, rows, strict=True)]
 
 
-def _rows_of(vectorizer: RowSource, words: list[str]) -> tuple[Sequence[int], Sequence[int]]:
-    """The (lengths, values) of ``words``' rows: by the source's ``word_rows`` if it has one."""
-    word_rows = getattr(vectorizer, "word_rows", None)
-    if word_rows is not None:
-        return word_rows(words)
-    return stacked_rows(list(map(vectorizer.word_row, words)))
-
-
-def stacked_rows(rows: Sequence[Sequence[int]]) -> tuple[list[int], list[int]]:
-    """``rows`` as the (lengths, values) of :meth:`Rows.extend`."""
+def _stacked_rows(vectorizer: RowSource, words: list[str]) -> tuple[list[int], list[int]]:
+    """The rows of ``words`` as the (lengths, values) of :meth:`Rows.extend`."""
+    rows = list(map(vectorizer.word_row, words))
     return list(map(len, rows)), list(chain.from_iterable(rows))
 
 
-__all__ = ["WORD_CACHE_SIZE", "RowSource", "Rows", "WordTable", "stacked_rows"]
+__all__ = ["WORD_CACHE_SIZE", "RowSource", "Rows", "WordTable"]
