@@ -113,29 +113,39 @@ class TfidfText:
         multi_terms = list(map(self.terms.__getitem__, multi))
         words = " ".join(multi_terms).split(" ")
         ids = np.fromiter(map(self.vocabulary.get, words, repeat(-1)), dtype=np.int64, count=len(words))
-        self._extra_tokens: dict[str, int] = {}
+        extra_tokens: dict[str, int] = {}
         for i in np.flatnonzero(ids < 0).tolist():
-            ids[i] = self._extra_tokens.setdefault(words[i], width + len(self._extra_tokens))
-        base = width + len(self._extra_tokens) + 1
+            ids[i] = extra_tokens.setdefault(words[i], width + len(extra_tokens))
+        base = width + len(extra_tokens) + 1
         if base ** self.ngram_range[1] >= 2**63:
             return False
-        self._unknown_token = base - 1
-        self._unigram_columns = np.full(base, -1, dtype=np.int64)
-        self._unigram_columns[:width] = np.arange(width)
-        self._unigram_columns[multi] = -1
         lengths = np.fromiter(map(str.count, multi_terms, repeat(" ")), dtype=np.int64, count=len(multi)) + 1
         starts = np.cumsum(lengths) - lengths
         columns = np.array(multi, dtype=np.int64)
-        self._gram_keys: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        gram_keys = {}
         for n in sorted(set(lengths.tolist())):  # (np.unique would import numpy.ma: 15 ms of a cold start)
             first = starts[lengths == n]
             keys = ids[first]
             for i in range(1, n):
                 keys = keys * base + ids[first + i]
             order = np.argsort(keys)
-            self._gram_keys[n] = (keys[order], columns[lengths == n][order])
-        self._base = base
+            gram_keys[n] = (keys[order], columns[lengths == n][order])
+        self._use_gram_index(extra_tokens, gram_keys)
         return True
+
+    def _use_gram_index(self, extra_tokens: dict[str, int],
+                        gram_keys: dict[int, tuple[np.ndarray, np.ndarray]]) -> None:
+        """Take the index of :meth:`_index_grams` made of the extra tokens' ids and the sorted
+        keys and columns of each n-gram length, and derive the rest: the base, the unknown
+        token, and each token id's unigram column (-1 for an id past the columns, or the column
+        of a term of several words)."""
+        base = self.width + len(extra_tokens) + 1
+        self._extra_tokens, self._gram_keys, self._base = extra_tokens, gram_keys, base
+        self._unknown_token = base - 1
+        self._unigram_columns = np.arange(base, dtype=np.int64)
+        self._unigram_columns[self.width :] = -1
+        for _, columns in gram_keys.values():
+            self._unigram_columns[columns] = -1
 
     def gram_index(self) -> dict[str, Any] | None:
         """The word n-gram index (:meth:`_index_grams`) as plain data for a bundle: the words of
@@ -151,15 +161,11 @@ class TfidfText:
         """:meth:`_index_grams` from what :meth:`gram_index` gave, checked (ValueError)."""
         width = self.width
         extra = [str(word) for word in grams["extra"]]
-        self._extra_tokens = dict(zip(extra, range(width, width + len(extra)), strict=True))
+        extra_tokens = dict(zip(extra, range(width, width + len(extra)), strict=True))
         base = width + len(extra) + 1
-        if len(self._extra_tokens) != len(extra) or sorted(grams["keys"]) != sorted(grams["columns"]):
+        if len(extra_tokens) != len(extra) or sorted(grams["keys"]) != sorted(grams["columns"]):
             raise ValueError("a malformed word n-gram index")
-        self._unknown_token = base - 1
-        self._unigram_columns = np.arange(base, dtype=np.int64)
-        self._unigram_columns[width:] = -1
-        self._gram_keys = {}
-        seen = 0
+        gram_keys = {}
         for n in sorted(grams["keys"]):
             keys, columns = np.asarray(grams["keys"][n]), np.asarray(grams["columns"][n])
             if (not 2 <= n <= self.ngram_range[1] or keys.dtype != np.int64 or keys.ndim != 1
@@ -168,13 +174,10 @@ class TfidfText:
             if keys.size and (keys[0] < 0 or keys[-1] >= base**n or (np.diff(keys) <= 0).any()
                               or columns.min() < 0 or columns.max() >= width):
                 raise ValueError(f"word {n}-gram keys out of order or out of range")
-            columns = columns.astype(np.int64)
-            self._unigram_columns[columns] = -1
-            self._gram_keys[n] = (keys, columns)
-            seen += columns.size
-        if int((self._unigram_columns[:width] < 0).sum()) != seen:
+            gram_keys[n] = (keys, columns.astype(np.int64))
+        self._use_gram_index(extra_tokens, gram_keys)
+        if int((self._unigram_columns[:width] < 0).sum()) != sum(columns.size for _, columns in gram_keys.values()):
             raise ValueError("word n-gram columns repeat")
-        self._base = base
         return True
 
     @property

@@ -179,11 +179,9 @@ class StaticTable:
             if ids is None:
                 whole.append(i)
             out.append(ids)
-        if len(whole) == 1:  # (one text: not through the thread pool, see word_row)
-            out[whole[0]] = self._known_only(np.array(
-                self._tokenizer.encode(cut[whole[0]], add_special_tokens=False).ids, dtype=np.int64))
-        elif whole:
-            encodings = self._tokenizer.encode_batch_fast([cut[i] for i in whole], add_special_tokens=False)
+        if whole:  # (a single text not through the thread pool: see word_row)
+            encodings = ([self._tokenizer.encode(cut[whole[0]], add_special_tokens=False)] if len(whole) == 1
+                         else self._tokenizer.encode_batch_fast([cut[i] for i in whole], add_special_tokens=False))
             for i, encoding in zip(whole, encodings, strict=True):
                 out[i] = self._known_only(np.array(encoding.ids, dtype=np.int64))
         return out  # type: ignore[return-value]
@@ -211,8 +209,9 @@ class StaticTable:
         ids = np.asarray(ids, dtype=np.int64)
         if not ids.size:
             return np.zeros(self.dim)
-        if not self._converted.take(ids).all():
-            fresh = ids[~self._converted.take(ids)]
+        converted = self._converted.take(ids)
+        if not converted.all():
+            fresh = ids[~converted]
             self._rows32[fresh] = self.embeddings[fresh]
             self._converted[fresh] = True
         # the mean numpy takes (a float64 sum, then a division), of float32 rows equal to the table's
