@@ -70,6 +70,8 @@ class Columns(NamedTuple):
 
 
 def _surrogate_reason(text: str) -> str | None:
+    if text.isascii():  # (a C check of the string's kind, where the search reads every character)
+        return None
     found = _LONE_SURROGATE.search(text)
     if found is None:
         return None

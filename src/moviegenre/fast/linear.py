@@ -121,7 +121,7 @@ class TfidfText:
             return False
         lengths = np.fromiter(map(str.count, multi_terms, repeat(" ")), dtype=np.int64, count=len(multi)) + 1
         starts = np.cumsum(lengths) - lengths
-        columns = np.array(multi, dtype=np.int64)
+        columns = np.array(multi, dtype=np.int32)
         gram_keys = {}
         for n in sorted(set(lengths.tolist())):  # (np.unique would import numpy.ma: 15 ms of a cold start)
             first = starts[lengths == n]
@@ -142,7 +142,7 @@ class TfidfText:
         base = self.width + len(extra_tokens) + 1
         self._extra_tokens, self._gram_keys, self._base = extra_tokens, gram_keys, base
         self._unknown_token = base - 1
-        self._unigram_columns = np.arange(base, dtype=np.int64)
+        self._unigram_columns = np.arange(base, dtype=np.int32)
         self._unigram_columns[self.width :] = -1
         for _, columns in gram_keys.values():
             self._unigram_columns[columns] = -1
@@ -174,7 +174,7 @@ class TfidfText:
             if keys.size and (keys[0] < 0 or keys[-1] >= base**n or (np.diff(keys) <= 0).any()
                               or columns.min() < 0 or columns.max() >= width):
                 raise ValueError(f"word {n}-gram keys out of order or out of range")
-            gram_keys[n] = (keys, columns.astype(np.int64))
+            gram_keys[n] = (keys, columns.astype(np.int32))
         self._use_gram_index(extra_tokens, gram_keys)
         if int((self._unigram_columns[:width] < 0).sum()) != sum(columns.size for _, columns in gram_keys.values()):
             raise ValueError("word n-gram columns repeat")
@@ -488,6 +488,8 @@ class FastLinear:
                 if ids.size:
                     id_parts.append(ids + block.offset if block.offset else ids)
                     value_parts.append(values * block.weight if block.weight != 1.0 else values)
+                continue
+            if not inputs[column]:  # (no title, often)
                 continue
             rows = rows_of.get(column)
             if rows is None:

@@ -22,7 +22,7 @@ import numpy as np
 #: each; the table forgets them when full, so it stays under about 30 MB).
 WORD_CACHE_SIZE = 100_000
 
-_EMPTY_IDS = np.zeros(0, dtype=np.int64)
+_EMPTY_IDS = np.zeros(0, dtype=np.int32)
 _EMPTY_LENGTHS = np.zeros(0, dtype=np.int64)
 _EMPTY_COLUMNS = np.zeros(0, dtype=np.int32)
 
@@ -174,27 +174,29 @@ class WordTable:
         if self.lowercase:
             text = text.lower()
         words = text.split()
-        rows = list(map(self._row_of.get, words, repeat(-1)))
-        if -1 in rows:
+        rows = np.fromiter(map(self._row_of.get, words, repeat(-1)), dtype=np.int64, count=len(words))
+        if words and rows.min() < 0:
             self._add(words, rows)
-        return np.array(rows, dtype=np.int64)
+        return rows
 
-    def _add(self, words: list[str], rows: list[int]) -> None:
+    def _add(self, words: list[str], rows: np.ndarray) -> None:
         """Fill in the rows of those of ``words`` that have none (-1 in ``rows``), appending them
         to the tables (after forgetting the words met so far past WORD_CACHE_SIZE of them).
         Each vectorizer's rows of the new words are appended at once: a text's new words cost a
         few numpy calls, not a few per word."""
-        fresh = list(dict.fromkeys(word for word, row in zip(words, rows, strict=True) if row < 0))
-        if self.vectorizers[0]._rows.n - len(self._known_words) + len(fresh) > WORD_CACHE_SIZE:
+        missing = (rows < 0).nonzero()[0]
+        if self.vectorizers[0]._rows.n - len(self._known_words) + missing.size > WORD_CACHE_SIZE:
             self._forget()  # every row met before may be gone
-            rows[:] = map(self._row_of.get, words, repeat(-1))
-            fresh = list(dict.fromkeys(word for word, row in zip(words, rows, strict=True) if row < 0))
+            rows[:] = np.fromiter(map(self._row_of.get, words, repeat(-1)), dtype=np.int64, count=len(words))
+            missing = (rows < 0).nonzero()[0]
+        missing_words = list(map(words.__getitem__, missing.tolist()))
+        fresh = list(dict.fromkeys(missing_words))
         first = self.vectorizers[0]._rows.n
         for vectorizer in self.vectorizers:
             vectorizer._rows.extend(*_stacked_rows(vectorizer, fresh))
         row_of = self._row_of
         row_of.update(zip(fresh, range(first, first + len(fresh)), strict=True))
-        rows[:] = [row if row >= 0 else row_of[word] for word, row in zip(words, rows, strict=True)]
+        rows[missing] = list(map(row_of.__getitem__, missing_words))
 
 
 def _stacked_rows(vectorizer: RowSource, words: list[str]) -> tuple[list[int], list[int]]:
