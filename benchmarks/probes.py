@@ -2,12 +2,13 @@
 
     python benchmarks/probes.py cold-start MODEL_DIR [--path pipeline]
     python benchmarks/probes.py inference MODEL_DIR --testing dataTesting.zip [--single N] ...
+    python benchmarks/probes.py single MODEL_DIR --testing dataTesting.zip [--single N]
 
 ``cold-start`` times what a fresh process pays before its first answer: import moviegenre,
 load the model, predict one plot. Its clock starts before anything but the standard library is
 imported. ``inference`` loads a model once and times single-plot calls, batch scoring, the
 model's vectorizer alone, both cores, and (optionally) reloading the model for every request as
-the original system did.
+the original system did. ``single`` times the single-plot calls alone (``benchmarks/ab.py``).
 """
 
 import time
@@ -68,6 +69,30 @@ def _timed(function, *args) -> float:
     return time.perf_counter() - started
 
 
+def _single_plots(score, plots: list[str], n: int) -> dict:
+    """Single plots, as one request each: warm the code paths on other text, then ``n`` plots of
+    the testing file in order (word caches fill as they would in a server); percentiles."""
+    for text in (COLD_START_PLOT, "a gunfight in a frontier town"):
+        for _ in range(5):
+            score([text])
+    times = []
+    for i in range(n):
+        plot = plots[i % len(plots)]
+        started = time.perf_counter_ns()
+        score([plot])
+        times.append(time.perf_counter_ns() - started)
+    return _percentiles(times)
+
+
+def single(args: argparse.Namespace) -> dict:
+    import moviegenre
+    from moviegenre.core.data import load_movies
+
+    plots = load_movies(args.testing, labelled=False).frame["plot"].tolist()
+    model = moviegenre.load_model(args.model)
+    return {"kind": model.kind, "single": _single_plots(model.predict_proba, plots, args.single)}
+
+
 def inference(args: argparse.Namespace) -> dict:
     import statistics
     from concurrent.futures import ThreadPoolExecutor
@@ -90,18 +115,7 @@ def inference(args: argparse.Namespace) -> dict:
     else:
         score = model.predict_proba
 
-    # Single plots, as one request each: warm the code paths on other text, then the plots of
-    # the testing file in order (word caches fill as they would in a server).
-    for text in (COLD_START_PLOT, "a gunfight in a frontier town"):
-        for _ in range(5):
-            score([text])
-    times = []
-    for i in range(args.single):
-        plot = plots[i % len(plots)]
-        started = time.perf_counter_ns()
-        score([plot])
-        times.append(time.perf_counter_ns() - started)
-    result["single"] = _percentiles(times)
+    result["single"] = _single_plots(score, plots, args.single)
 
     # A batch of the testing file's rows, with their titles and years. The compiled model gets a
     # warm-up pass (its word caches are a steady state); other kinds get plots they have not
@@ -206,8 +220,12 @@ def main(argv: list[str] | None = None) -> None:
     inf.add_argument("--batch-rows", type=int, default=3383)
     inf.add_argument("--rounds", type=int, default=3)
     inf.add_argument("--reloads", type=int, default=0)
+    one = sub.add_parser("single")
+    one.add_argument("model")
+    one.add_argument("--testing", required=True)
+    one.add_argument("--single", type=int, default=3383)
     args = parser.parse_args(argv)
-    result = cold_start(args) if args.probe == "cold-start" else inference(args)
+    result = {"cold-start": cold_start, "inference": inference, "single": single}[args.probe](args)
     sys.stdout.write(json.dumps(result) + "\n")
 
 

@@ -146,3 +146,35 @@ def test_smoke_run_serves_with_zero_errors(smoke):
         assert 0 < web[endpoint]["p50_ms"] <= web[endpoint]["p99_ms"]
     assert 0 < web["ratio"] < 2
     assert {"GET /inference vs GET /healthz (wrk)", "HTTP errors"} <= {goal["goal"] for goal in smoke["goals"]}
+
+
+AB = REPO / "benchmarks" / "ab.py"
+GIT_MISSING = "benchmarks/ab.py checks a version out with git: run the tests in a git clone with git installed"
+
+
+def test_ab_times_two_versions_alternately_in_fresh_processes(small_model_dir, testing_zip):
+    """``benchmarks/ab.py`` against this very commit: each pair runs both sides, the first side
+    alternating, and the summary gives each side's medians."""
+    need(shutil.which("git") and (REPO / ".git").exists(), GIT_MISSING)
+    done = subprocess.run([sys.executable, str(AB), "HEAD", "--model", str(small_model_dir), "--testing",
+                           str(testing_zip), "--pairs", "2", "--single", "30", "--cold-start"],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    *runs, summary = map(json.loads, done.stdout.splitlines())
+    assert [(run["pair"], run["side"]) for run in runs] == [
+        (0, "this checkout"), (0, "HEAD"), (1, "HEAD"), (1, "this checkout")]
+    assert all(run["p50_ms"] > 0 and 0 < run["cold_start_s"] < 60 for run in runs)
+    assert summary["pairs"] == 2 and 0 <= summary["this checkout faster (p50), pairs"] <= 2
+    for side in ("this checkout", "HEAD"):
+        p50s = sorted(run["p50_ms"] for run in runs if run["side"] == side)
+        assert summary[side]["p50_ms"] == pytest.approx(sum(p50s) / 2)
+    worktrees = subprocess.run(["git", "-C", str(REPO), "worktree", "list"], capture_output=True, text=True).stdout
+    assert "moviegenre-ab-" not in worktrees  # its checkout is removed
+
+
+def test_ab_names_a_revision_it_cannot_check_out(small_model_dir, testing_zip):
+    need(shutil.which("git") and (REPO / ".git").exists(), GIT_MISSING)
+    done = subprocess.run([sys.executable, str(AB), "no-such-revision", "--model", str(small_model_dir),
+                           "--testing", str(testing_zip)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert "ab.py: cannot check out 'no-such-revision'" in done.stderr and "Traceback" not in done.stderr
