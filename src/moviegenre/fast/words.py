@@ -174,29 +174,38 @@ class WordTable:
         if self.lowercase:
             text = text.lower()
         words = text.split()
-        rows = np.fromiter(map(self._row_of.get, words, repeat(-1)), dtype=np.int64, count=len(words))
+        rows = self._looked_up(words)
         if words and rows.min() < 0:
             self._add(words, rows)
         return rows
+
+    def _looked_up(self, words: list[str]) -> np.ndarray:
+        """Each word's row, -1 for a word the table does not know."""
+        return np.fromiter(map(self._row_of.get, words, repeat(-1)), dtype=np.int64, count=len(words))
 
     def _add(self, words: list[str], rows: np.ndarray) -> None:
         """Fill in the rows of those of ``words`` that have none (-1 in ``rows``), appending them
         to the tables (after forgetting the words met so far past WORD_CACHE_SIZE of them).
         Each vectorizer's rows of the new words are appended at once: a text's new words cost a
         few numpy calls, not a few per word."""
-        missing = (rows < 0).nonzero()[0]
-        if self.vectorizers[0]._rows.n - len(self._known_words) + missing.size > WORD_CACHE_SIZE:
+        missing, missing_words, fresh = _missing(words, rows)
+        if self.vectorizers[0]._rows.n - len(self._known_words) + len(fresh) > WORD_CACHE_SIZE:
             self._forget()  # every row met before may be gone
-            rows[:] = np.fromiter(map(self._row_of.get, words, repeat(-1)), dtype=np.int64, count=len(words))
-            missing = (rows < 0).nonzero()[0]
-        missing_words = list(map(words.__getitem__, missing.tolist()))
-        fresh = list(dict.fromkeys(missing_words))
+            rows[:] = self._looked_up(words)
+            missing, missing_words, fresh = _missing(words, rows)
         first = self.vectorizers[0]._rows.n
         for vectorizer in self.vectorizers:
             vectorizer._rows.extend(*_stacked_rows(vectorizer, fresh))
         row_of = self._row_of
         row_of.update(zip(fresh, range(first, first + len(fresh)), strict=True))
         rows[missing] = list(map(row_of.__getitem__, missing_words))
+
+
+def _missing(words: list[str], rows: np.ndarray) -> tuple[np.ndarray, list[str], list[str]]:
+    """Where ``rows`` has no row (-1), the words there, and those words once each, in order."""
+    missing = (rows < 0).nonzero()[0]
+    missing_words = list(map(words.__getitem__, missing.tolist()))
+    return missing, missing_words, list(dict.fromkeys(missing_words))
 
 
 def _stacked_rows(vectorizer: RowSource, words: list[str]) -> tuple[list[int], list[int]]:
