@@ -75,8 +75,7 @@ def _table_arrays(table: StaticTable) -> dict[str, np.ndarray]:
     if known is not None and known[0]:
         words, (lengths, values) = known
         arrays["static_known_words"] = _json_bytes(words)
-        arrays["static_known_lengths"] = lengths.astype(_smallest_uint(int(lengths.max())))
-        arrays["static_known_values"] = values.astype(_smallest_uint(table.row_values - 1))
+        arrays["static_known_lengths"], arrays["static_known_values"] = _compact_rows(lengths, values, table.row_values)
     return arrays
 
 
@@ -101,9 +100,8 @@ def _linear_arrays(fast: FastLinear) -> tuple[dict[str, Any], dict[str, np.ndarr
         if words:
             arrays[f"known_words_{column}"] = _json_bytes(words)
             for i, (lengths, values) in stored.items():
-                largest = fast.blocks[i].vectorizer.row_values - 1
-                arrays[f"known_lengths_{i}"] = lengths.astype(_smallest_uint(int(lengths.max())))
-                arrays[f"known_values_{i}"] = values.astype(_smallest_uint(largest))
+                arrays[f"known_lengths_{i}"], arrays[f"known_values_{i}"] = _compact_rows(
+                    lengths, values, fast.blocks[i].vectorizer.row_values)
     coef = np.ascontiguousarray(fast.coef)
     config = {"blocks": blocks, "coef_dtype": coef.dtype.str, "coef_shape": list(coef.shape)}
     for k, plane in enumerate(coef.view(np.uint8).reshape(-1, coef.dtype.itemsize).T):
@@ -242,6 +240,12 @@ def _grams_from(i: int, bundle: Any) -> dict[str, Any] | None:
     return {"extra": json.loads(bundle[f"grams_{i}_extra"].tobytes()),
             "keys": {n: bundle[f"{prefix}{n}"] for n in lengths},
             "columns": {n: bundle[f"grams_{i}_columns_{n}"] for n in lengths}}
+
+
+def _compact_rows(lengths: np.ndarray, values: np.ndarray, row_values: int) -> tuple[np.ndarray, np.ndarray]:
+    """A word table's precomputed rows (non-empty) in the smallest unsigned integers that hold
+    them: their lengths, and their values, which are below ``row_values``."""
+    return lengths.astype(_smallest_uint(int(lengths.max()))), values.astype(_smallest_uint(row_values - 1))
 
 
 def _smallest_uint(largest: int) -> type:
